@@ -1,0 +1,1 @@
+namespace Kiln.Functions; internal static class Placeholder { }

@@ -1,0 +1,1 @@
+namespace Kiln.Kernels.Cuda; internal static class Placeholder { }

@@ -1,0 +1,1 @@
+namespace Kiln.Runtime; internal static class Placeholder { }

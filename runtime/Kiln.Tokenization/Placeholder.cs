@@ -1,0 +1,1 @@
+namespace Kiln.Tokenization; internal static class Placeholder { }

@@ -1,0 +1,1 @@
+namespace Kiln.Scaler; internal static class Placeholder { }

@@ -1,0 +1,7 @@
+namespace Kiln.Tests;
+
+public class SmokeTests
+{
+    [Fact]
+    public void LlamaSharpLoads() => Assert.NotNull(typeof(LLama.LLamaWeights));
+}
