@@ -1,1 +1,0 @@
-namespace Kiln.Runtime; internal static class Placeholder { }

@@ -1,0 +1,101 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Numerics.Tensors;
+
+namespace Kiln.Runtime.Tensors;
+
+/// <summary>
+/// A row-major weight matrix [Rows x Columns] in its stored type, used in place (memory-mapped file or native memory
+/// owned by the model). A linear layer y = W x keeps one output feature per row, as PyTorch and ggml both lay it out.
+/// </summary>
+public sealed unsafe class WeightMatrix
+{
+    public WeightMatrix(string name, WeightType type, int rows, int columns, byte* data)
+    {
+        if (type == WeightType.Q8_0 && columns % WeightTypeInfo.Q8BlockSize != 0)
+        {
+            throw new ArgumentException($"{name}: Q8_0 rows must be a multiple of {WeightTypeInfo.Q8BlockSize} values", nameof(columns));
+        }
+
+        Name = name;
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+        Data = data;
+        RowBytes = WeightTypeInfo.RowBytes(type, columns);
+    }
+
+    public string Name { get; }
+
+    public WeightType Type { get; }
+
+    public int Rows { get; }
+
+    public int Columns { get; }
+
+    public long RowBytes { get; }
+
+    public byte* Data { get; }
+
+    public long ByteSize => RowBytes * Rows;
+
+    /// <summary>Writes row <paramref name="row"/> as float32 into <paramref name="destination"/> (length Columns).</summary>
+    public void ReadRow(int row, Span<float> destination)
+    {
+        byte* src = Data + (RowBytes * row);
+        var dst = destination[..Columns];
+        switch (Type)
+        {
+            case WeightType.F32:
+                new ReadOnlySpan<float>(src, Columns).CopyTo(dst);
+                break;
+            case WeightType.F16:
+                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(src, Columns), dst);
+                break;
+            case WeightType.BF16:
+                WidenBFloat16(new ReadOnlySpan<ushort>(src, Columns), dst);
+                break;
+            case WeightType.Q8_0:
+                DequantizeQ8(src, dst);
+                break;
+            default:
+                throw new InvalidOperationException($"unsupported weight type {Type}");
+        }
+    }
+
+    /// <summary>
+    /// A span over the row when it is already float32 (no copy); otherwise widens it into <paramref name="scratch"/>.
+    /// </summary>
+    public ReadOnlySpan<float> RowAsFloat(int row, Span<float> scratch)
+    {
+        if (Type == WeightType.F32)
+        {
+            return new ReadOnlySpan<float>(Data + (RowBytes * row), Columns);
+        }
+
+        ReadRow(row, scratch);
+        return scratch[..Columns];
+    }
+
+    /// <summary>bfloat16 is the high half of a float32: widening is a 16-bit shift.</summary>
+    public static void WidenBFloat16(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(destination);
+        TensorPrimitives.ConvertTruncating<ushort, uint>(source, bits);
+        TensorPrimitives.ShiftLeft(bits, 16, bits);
+    }
+
+    private void DequantizeQ8(byte* src, Span<float> dst)
+    {
+        const int Block = WeightTypeInfo.Q8BlockSize;
+        int blocks = Columns / Block;
+        Span<float> widened = stackalloc float[Block];
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = src + (b * WeightTypeInfo.Q8BlockBytes);
+            float scale = (float)Unsafe.ReadUnaligned<Half>(block);
+            TensorPrimitives.ConvertChecked<sbyte, float>(new ReadOnlySpan<sbyte>(block + 2, Block), widened);
+            TensorPrimitives.Multiply(widened, scale, dst.Slice(b * Block, Block));
+        }
+    }
+}
