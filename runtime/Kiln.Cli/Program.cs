@@ -1,1 +1,25 @@
-Console.WriteLine("kiln");
+using System.CommandLine;
+using Kiln.Cli.Commands;
+
+var root = new RootCommand("kiln: run LLMs on Kiln's warm-resident engine. With no --model, a built-in demo model (random weights, GPT-2 vocabulary) is used.")
+{
+    GenerateCommand.Create(),
+    LogitsCommand.Create(),
+    TokenizeCommand.Create(),
+    DetokenizeCommand.Create(),
+};
+
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (OperationCanceledException)
+{
+    return 130;
+}
+catch (Exception e) when (e is IOException or FormatException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+{
+    // Bad input (a malformed model, a missing file, an out-of-range option) is a message, not a stack trace.
+    await Console.Error.WriteLineAsync($"kiln: error: {e.Message}");
+    return 1;
+}

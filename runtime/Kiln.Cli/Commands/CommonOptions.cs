@@ -1,0 +1,34 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>Options shared by several commands, and parsing of their values.</summary>
+internal static class CommonOptions
+{
+    public static Option<string?> Model() => new("--model", "-m")
+    {
+        Description = "A Hugging Face model directory or a GGUF file. Omitted: the built-in demo model.",
+    };
+
+    public static Option<string> Ids(bool required) => new("--ids")
+    {
+        Description = "Token ids, separated by commas (e.g. 1,2,3).",
+        Required = required,
+    };
+
+    public static int[] ParseIds(string text)
+    {
+        var parts = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out ids[i]) || ids[i] < 0)
+            {
+                throw new ArgumentException($"--ids: '{parts[i]}' is not a token id (a non-negative integer)");
+            }
+        }
+
+        return ids;
+    }
+}

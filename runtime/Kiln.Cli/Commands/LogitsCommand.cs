@@ -1,0 +1,66 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Runtime.Generation;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>
+/// <c>kiln logits</c>: one line of JSON with the float32 logits at the last prompt position and N greedy tokens.
+/// Ids are used exactly as given (no BOS added) and greedy decoding runs exactly N steps, ignoring EOS, so the output
+/// can be compared with any reference implementation.
+/// </summary>
+internal static class LogitsCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var ids = CommonOptions.Ids(required: true);
+        var greedy = new Option<int>("--greedy") { Description = "How many tokens to choose greedily after the prompt.", DefaultValueFactory = _ => 0 };
+        var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy };
+        command.SetAction(result =>
+        {
+            int[] prompt = CommonOptions.ParseIds(result.GetValue(ids)!);
+            int steps = result.GetValue(greedy);
+            if (prompt.Length == 0 || steps < 0)
+            {
+                throw new ArgumentException("--ids needs at least one id and --greedy must be >= 0");
+            }
+
+            using var loaded = ModelSession.Load(result.GetValue(model), showProgress: false);
+            using var generator = new Generator(loaded, maxContext: prompt.Length + steps);
+            float[] last = generator.Prefill(prompt).ToArray();
+            var chosen = new int[steps];
+            var logits = last.AsSpan();
+            for (int i = 0; i < steps; i++)
+            {
+                chosen[i] = Sampler.ArgMax(logits);
+                logits = i + 1 < steps ? generator.Prefill([chosen[i]], prompt.Length + i).ToArray() : default;
+            }
+
+            using var stdout = Console.OpenStandardOutput();
+            using (var json = new Utf8JsonWriter(stdout))
+            {
+                json.WriteStartObject();
+                json.WriteStartArray("last_logits");
+                foreach (float value in last)
+                {
+                    json.WriteNumberValue(value);
+                }
+
+                json.WriteEndArray();
+                json.WriteStartArray("greedy");
+                foreach (int id in chosen)
+                {
+                    json.WriteNumberValue(id);
+                }
+
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+
+            stdout.Write("\n"u8);
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,128 @@
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Kv;
+using Kiln.Runtime.Loading;
+
+namespace Kiln.Runtime.Generation;
+
+/// <summary>One generated token: its id and the text it completes (empty while a UTF-8 character is still partial).</summary>
+public readonly record struct GeneratedToken(int Id, string Text);
+
+/// <summary>
+/// Generates one sequence on the CPU runner with a contiguous KV cache: prefill the prompt in chunks, then decode
+/// token by token. The serving engine batches many sequences; this is the single-stream path of the CLI and tests.
+/// </summary>
+public sealed class Generator : IDisposable
+{
+    private readonly LoadedModel _model;
+    private readonly CpuModelRunner _runner;
+    private readonly ContiguousKvCache _cache;
+    private readonly float[] _logits;
+    private readonly int[] _positions;
+
+    public Generator(LoadedModel model, int maxContext = 0, int prefillChunk = 256, WorkerPool? pool = null)
+    {
+        _model = model;
+        int context = maxContext > 0 ? Math.Min(maxContext, model.Config.MaxPositions) : Math.Min(model.Config.MaxPositions, 4096);
+        _runner = new CpuModelRunner(model, prefillChunk, context, pool);
+        _cache = new ContiguousKvCache(model.Config, 1, context);
+        _logits = new float[prefillChunk * model.Config.VocabSize];
+        _positions = new int[prefillChunk];
+    }
+
+    public int MaxContext => _cache.MaxContext;
+
+    public CpuModelRunner Runner => _runner;
+
+    /// <summary>
+    /// Runs <paramref name="ids"/> from position <paramref name="start"/> (in chunks of the runner's batch size) and
+    /// returns the logits of the last token, valid until the next call.
+    /// </summary>
+    public ReadOnlySpan<float> Prefill(ReadOnlySpan<int> ids, int start = 0)
+    {
+        if (ids.IsEmpty)
+        {
+            throw new ArgumentException("no tokens to run", nameof(ids));
+        }
+
+        ReadOnlySpan<float> logits = default;
+        for (int offset = 0; offset < ids.Length; offset += _runner.MaxBatchTokens)
+        {
+            int n = Math.Min(_runner.MaxBatchTokens, ids.Length - offset);
+            logits = Evaluate(ids.Slice(offset, n), start + offset, allPositions: false);
+        }
+
+        return logits;
+    }
+
+    /// <summary>Logits at every position of <paramref name="ids"/> ([ids.Length x vocab]), run in chunks.</summary>
+    public float[] AllLogits(ReadOnlySpan<int> ids)
+    {
+        int vocab = _model.Config.VocabSize;
+        var all = new float[ids.Length * vocab];
+        for (int start = 0; start < ids.Length; start += _runner.MaxBatchTokens)
+        {
+            int n = Math.Min(_runner.MaxBatchTokens, ids.Length - start);
+            Evaluate(ids.Slice(start, n), start, allPositions: true).CopyTo(all.AsSpan(start * vocab));
+        }
+
+        return all;
+    }
+
+    /// <summary>Streams up to <paramref name="maxTokens"/> tokens after <paramref name="prompt"/>, stopping at EOS when asked.</summary>
+    public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions sampling, bool stopAtEos = true, CancellationToken cancellationToken = default)
+    {
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("the prompt has no tokens", nameof(prompt));
+        }
+
+        if (prompt.Count + maxTokens > MaxContext)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxTokens), $"{prompt.Count} prompt tokens + {maxTokens} new tokens exceed the context of {MaxContext}");
+        }
+
+        var sampler = new Sampler(sampling, _model.Config.VocabSize);
+        var decoder = _model.Tokenizer?.CreateStreamingDecoder();
+        int[] promptIds = [.. prompt];
+        int next = sampler.Sample(Prefill(promptIds));
+        int position = promptIds.Length;
+        int[] single = new int[1];
+        for (int produced = 0; produced < maxTokens; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            bool last = produced == maxTokens - 1 || (stopAtEos && _model.EosTokenIds.Contains(next));
+            string text = decoder?.Append(next) ?? string.Empty;
+            if (last)
+            {
+                // Whatever bytes are still pending (an unfinished UTF-8 sequence) go out with the final token.
+                text += decoder?.Flush() ?? string.Empty;
+            }
+
+            yield return new GeneratedToken(next, text);
+            if (last)
+            {
+                yield break;
+            }
+
+            single[0] = next;
+            next = sampler.Sample(Evaluate(single, position++, allPositions: false));
+        }
+    }
+
+    private ReadOnlySpan<float> Evaluate(ReadOnlySpan<int> ids, int start, bool allPositions)
+    {
+        var positions = _positions.AsSpan(0, ids.Length);
+        for (int i = 0; i < positions.Length; i++)
+        {
+            positions[i] = start + i;
+        }
+
+        Span<int> sequence = [0];
+        Span<int> length = [ids.Length];
+        var logits = _logits.AsSpan(0, (allPositions ? ids.Length : 1) * _model.Config.VocabSize);
+        _runner.Forward(new ForwardBatch(ids, positions, sequence, length), _cache, logits, allPositions);
+        return logits;
+    }
+
+    public void Dispose() => _runner.Dispose();
+}

@@ -1,0 +1,77 @@
+using Kiln.Runtime.Formats;
+using Kiln.Runtime.Formats.Gguf;
+using Kiln.Runtime.Models;
+using Kiln.Runtime.Tensors;
+using Kiln.Tokenization;
+
+namespace Kiln.Runtime.Loading;
+
+/// <summary>Loads a GGUF file of architecture <c>llama</c> with its embedded vocabulary.</summary>
+public static class GgufLoader
+{
+    public static LoadedModel Load(string path, IProgress<LoadProgress>? progress = null)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = ReadConfig(file);
+            float[]? ropeFactors = file.Tensors.ContainsKey("rope_freqs.weight") ? file.Vector("rope_freqs.weight", config.HeadDim / 2) : null;
+            var weights = WeightsBuilder.Build(config, new Source(file), TensorNames.Gguf, [file], progress, ropeFactors);
+            KilnTokenizer? tokenizer = file.Metadata.ContainsKey("tokenizer.ggml.model") ? TokenizerLoader.FromGguf(file.Metadata, path) : null;
+            int? bos = file.TryGet<long>("tokenizer.ggml.bos_token_id", out long b) ? (int)b : null;
+            int[] eos = file.TryGet<long>("tokenizer.ggml.eos_token_id", out long e) ? [(int)e] : [];
+            return new LoadedModel(path, config, weights, tokenizer, bos, eos);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    public static ModelConfig ReadConfig(GgufFile file)
+    {
+        string arch = file.Require<string>("general.architecture");
+        if (arch != "llama")
+        {
+            throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architecture 'llama')");
+        }
+
+        int Int(string key) => checked((int)file.Require<long>($"llama.{key}"));
+        int hidden = Int("embedding_length");
+        int heads = Int("attention.head_count");
+        int vocab = file.TryGet<long>("llama.vocab_size", out long v) ? (int)v
+            : file.TryGet<string[]>("tokenizer.ggml.tokens", out var tokens) ? tokens.Length
+            : (int)file.Tensor("token_embd.weight").Dimensions[^1];
+        int headDim = file.TryGet<long>("llama.attention.key_length", out long kl) ? (int)kl : hidden / heads;
+        var config = new ModelConfig
+        {
+            Architecture = "llama",
+            VocabSize = vocab,
+            HiddenSize = hidden,
+            IntermediateSize = Int("feed_forward_length"),
+            LayerCount = Int("block_count"),
+            HeadCount = heads,
+            KvHeadCount = file.TryGet<long>("llama.attention.head_count_kv", out long kv) ? (int)kv : heads,
+            HeadDim = headDim,
+            MaxPositions = Int("context_length"),
+            RmsNormEps = file.TryGet<double>("llama.attention.layer_norm_rms_epsilon", out double eps) ? eps : 1e-5,
+            RopeTheta = file.TryGet<double>("llama.rope.freq_base", out double theta) ? theta : 10000,
+            // llama.cpp's converter permutes Q and K so that adjacent dimensions form the rotated pairs.
+            RopeLayout = RopeLayout.AdjacentPairs,
+            AttentionBias = file.Tensors.ContainsKey("blk.0.attn_q.bias"),
+            TiedEmbeddings = !file.Tensors.ContainsKey("output.weight"),
+        };
+        config.Validate(file.Path);
+        return config;
+    }
+
+    private sealed class Source(GgufFile file) : ITensorSource
+    {
+        public bool Contains(string name) => file.Tensors.ContainsKey(name);
+
+        public WeightMatrix Matrix(string name, int rows, int columns) => file.Matrix(name, rows, columns);
+
+        public float[] Vector(string name, int length) => file.Vector(name, length);
+    }
+}

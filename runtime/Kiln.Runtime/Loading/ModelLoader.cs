@@ -1,0 +1,45 @@
+using Kiln.Runtime.Formats;
+
+namespace Kiln.Runtime.Loading;
+
+/// <summary>Loads whatever a user points at: a Hugging Face directory, a GGUF file, or nothing (the demo model).</summary>
+public static class ModelLoader
+{
+    public static LoadedModel Load(string? path, IProgress<LoadProgress>? progress = null)
+    {
+        if (string.IsNullOrWhiteSpace(path) || path == DemoModel.SourceName)
+        {
+            return DemoModel.Create(progress);
+        }
+
+        if (Directory.Exists(path))
+        {
+            return HuggingFaceLoader.Load(path, progress);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{path}: no such model file or directory", path);
+        }
+
+        if (IsGguf(path))
+        {
+            return GgufLoader.Load(path, progress);
+        }
+
+        if (Path.GetFileName(path) is "config.json" or "model.safetensors")
+        {
+            return HuggingFaceLoader.Load(Path.GetDirectoryName(Path.GetFullPath(path))!, progress);
+        }
+
+        throw new ModelFormatException(path, "not a GGUF file (bad magic) and not a Hugging Face model directory");
+    }
+
+    private static bool IsGguf(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        using var stream = File.OpenRead(path);
+        return stream.ReadAtLeast(magic, 4, throwOnEndOfStream: false) == 4 && magic.SequenceEqual("GGUF"u8)
+            || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
+    }
+}
