@@ -62,21 +62,60 @@ internal sealed unsafe class MatMulKernel : IParallelWork
             }
         }
 
-        for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
+        fixed (float* widened = scratch)
         {
-            int t1 = Math.Min(_tokens, t0 + TokenTile);
-            for (int r = 0; r < rowCount; r++)
+            float* rows = inPlace ? (float*)(w.Data + (w.RowBytes * rowStart)) : widened;
+            for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
             {
-                ReadOnlySpan<float> row = inPlace
-                    ? new ReadOnlySpan<float>(w.Data + (w.RowBytes * (rowStart + r)), columns)
-                    : scratch.AsSpan(r * columns, columns);
-                float b = _bias is null ? 0f : _bias[rowStart + r];
-                for (int t = t0; t < t1; t++)
-                {
-                    var x = new ReadOnlySpan<float>(_x + ((long)t * columns), columns);
-                    _y[((long)t * _yStride) + rowStart + r] = TensorPrimitives.Dot(row, x) + b;
-                }
+                MultiplyTile(rows, rowStart, rowCount, t0, Math.Min(_tokens, t0 + TokenTile), columns);
+            }
+        }
+
+        if (_bias is not null)
+        {
+            for (int t = 0; t < _tokens; t++)
+            {
+                var y = new Span<float>(_y + ((long)t * _yStride) + rowStart, rowCount);
+                TensorPrimitives.Add(y, _bias.AsSpan(rowStart, rowCount), y);
             }
         }
     }
+
+    /// <summary>Rows are contiguous: row r of the tile starts at rows + r * columns.</summary>
+    private void MultiplyTile(float* rows, int rowStart, int rowCount, int t0, int t1, int columns)
+    {
+        int r = 0;
+        if (DotKernels.Blocked)
+        {
+            for (; r + 4 <= rowCount; r += 4)
+            {
+                float* w0 = rows + ((long)r * columns);
+                float* w1 = w0 + columns;
+                float* w2 = w1 + columns;
+                float* w3 = w2 + columns;
+                int t = t0;
+                for (; t + 2 <= t1; t += 2)
+                {
+                    float* y0 = _y + ((long)t * _yStride) + rowStart + r;
+                    DotKernels.Rows4Tokens2(w0, w1, w2, w3, X(t), X(t + 1), columns, y0, y0 + _yStride);
+                }
+
+                if (t < t1)
+                {
+                    DotKernels.Rows4Tokens1(w0, w1, w2, w3, X(t), columns, _y + ((long)t * _yStride) + rowStart + r);
+                }
+            }
+        }
+
+        for (; r < rowCount; r++)
+        {
+            float* row = rows + ((long)r * columns);
+            for (int t = t0; t < t1; t++)
+            {
+                _y[((long)t * _yStride) + rowStart + r] = DotKernels.Dot(row, X(t), columns);
+            }
+        }
+    }
+
+    private float* X(int token) => _x + ((long)token * _weights!.Columns);
 }
