@@ -11,7 +11,7 @@ namespace Kiln.Runtime.Cpu;
 /// mixed) with each linear layer as one matrix product over all the step's tokens. Activations live in buffers sized
 /// once for <see cref="MaxBatchTokens"/>, so a steady-state step allocates nothing.
 /// </summary>
-public sealed unsafe class CpuModelRunner : IDisposable
+public sealed unsafe class CpuModelRunner : IModelRunner
 {
     private readonly ModelConfig _config;
     private readonly ModelWeights _weights;
@@ -33,7 +33,7 @@ public sealed unsafe class CpuModelRunner : IDisposable
     private readonly float[] _cos;
     private readonly float[] _sin;
 
-    public CpuModelRunner(LoadedModel model, int maxBatchTokens = 512, int maxContext = 0, WorkerPool? pool = null)
+    public CpuModelRunner(LoadedModel model, int maxBatchTokens = 512, int maxContext = 0, WorkerPool? pool = null, int threads = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchTokens);
         _config = model.Config;
@@ -41,7 +41,7 @@ public sealed unsafe class CpuModelRunner : IDisposable
         MaxBatchTokens = maxBatchTokens;
         MaxContext = maxContext > 0 ? maxContext : _config.MaxPositions;
         _ownsPool = pool is null;
-        _pool = pool ?? new WorkerPool(Environment.ProcessorCount);
+        _pool = pool ?? new WorkerPool(threads > 0 ? threads : Environment.ProcessorCount);
         _rope = new RopeTable(_config, _weights.RopeFactors);
         int widest = Math.Max(Math.Max(_config.HiddenSize, _config.IntermediateSize), _config.QueryDim);
         _matMul = new MatMulKernel(_pool.WorkerCount, widest);
@@ -66,6 +66,8 @@ public sealed unsafe class CpuModelRunner : IDisposable
     public int MaxBatchTokens { get; }
 
     public int MaxContext { get; }
+
+    public int TensorParallelSize => 1;
 
     /// <summary>
     /// Runs one step. Writes the new tokens' keys and values into <paramref name="cache"/> and float32 logits into

@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Kv;
+using Kiln.Runtime.Loading;
+using Kiln.Runtime.Sampling;
+
+namespace Kiln.Runtime.Engine;
+
+/// <summary>
+/// What the engine thread owns: the model runner, the KV pool and its block manager, the scheduler and the output
+/// processor. <see cref="Step"/> is one iteration of continuous batching. Only the engine thread calls into it,
+/// except <see cref="Stats"/>, which reads values published with volatile writes.
+/// </summary>
+internal sealed class EngineCore : IDisposable
+{
+    private readonly LoadedModel _model;
+    private readonly BlockManager _blocks;
+    private readonly PagedKvCache _cache;
+    private readonly Scheduler _scheduler;
+    private readonly OutputProcessor _output;
+    private readonly float[] _logits;
+    private readonly HashSet<RequestState> _live = [];
+    private readonly Func<Kiln.Tokenization.StreamingDecoder>? _newDecoder;
+    private long _arrivals;
+    private long _promptTokensComputed;
+
+    // Published for Stats() by the engine thread.
+    private long _pendingPrompt;
+    private long _pendingDecode;
+    private int _waiting;
+    private int _running;
+    private double _promptRate;
+    private double _outputRate;
+    private long _windowStart = Stopwatch.GetTimestamp();
+    private long _windowPrompt;
+    private long _windowOutput;
+
+    public EngineCore(LoadedModel model, IModelRunner? runner, EngineOptions options)
+    {
+        _model = model;
+        var config = model.Config;
+        long blockBytes = PagedKvCache.BlockBytes(config.LayerCount, config.KvDim, options.BlockSize);
+        long budget = options.KvCacheBytes ?? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * options.KvCacheMemoryFraction);
+        int blockCount = (int)Math.Min(int.MaxValue / 2, budget / blockBytes);
+        if (blockCount < 1)
+        {
+            throw new ArgumentException($"a KV pool of {budget} bytes holds no block of {blockBytes} bytes");
+        }
+
+        int requestedLength = options.MaxModelLength > 0 ? Math.Min(options.MaxModelLength, config.MaxPositions) : config.MaxPositions;
+        MaxModelLength = (int)Math.Min(requestedLength, (long)blockCount * options.BlockSize);
+        int blocksPerSequence = (MaxModelLength + options.BlockSize - 1) / options.BlockSize;
+
+        Runner = runner ?? CreateCpuRunner(model, options, MaxModelLength);
+        if (Runner.MaxBatchTokens < options.MaxBatchedTokens)
+        {
+            throw new ArgumentException($"the runner takes {Runner.MaxBatchTokens} tokens a step, fewer than max batched tokens {options.MaxBatchedTokens}");
+        }
+
+        _blocks = new BlockManager(blockCount, options.BlockSize, options.PrefixCaching);
+        _cache = new PagedKvCache(config.LayerCount, config.KvDim, blockCount, options.BlockSize, options.MaxSequences * 2, blocksPerSequence);
+        _scheduler = new Scheduler(_blocks, options.MaxBatchedTokens, options.MaxSequences, blocksPerSequence);
+        _newDecoder = model.Tokenizer is { } tokenizer ? () => tokenizer.CreateStreamingDecoder(skipSpecialTokens: true, continuesText: true) : null;
+        _output = new OutputProcessor(_scheduler, _blocks, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
+        _logits = new float[(long)options.MaxSequences * 2 * config.VocabSize];
+    }
+
+    public IModelRunner Runner { get; }
+
+    public int MaxModelLength { get; }
+
+    public bool HasWork => _scheduler.HasWork;
+
+    public void ValidateFits(int[] prompt, int maxTokens)
+    {
+        if (maxTokens < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxTokens), maxTokens, "max_tokens must be at least 1");
+        }
+
+        if ((long)prompt.Length + maxTokens > MaxModelLength)
+        {
+            throw new ArgumentException($"the prompt has {prompt.Length} tokens; with max_tokens {maxTokens} that exceeds the context length of {MaxModelLength}");
+        }
+    }
+
+    /// <summary>Builds sample 0 of a request (on the caller's thread; it is not yet visible to the engine thread).</summary>
+    public void CreateSequences(RequestState state, int[] prompt)
+    {
+        var sampling = new SamplingState(state.Sampling, 0);
+        sampling.ObservePrompt(prompt);
+        var sequence = new Sequence(state, 0, prompt, prompt.Length, Interlocked.Increment(ref _arrivals), sampling)
+        {
+            Decoder = _newDecoder?.Invoke(),
+            StopMatcher = state.Sampling.Stop is { Length: > 0 } stops ? new StopStringMatcher(stops) : null,
+        };
+        state.Sequences.Add(sequence);
+    }
+
+    public void Admit(RequestState state)
+    {
+        if (state.Cancelled)
+        {
+            _output.Abort(state, null);
+            return;
+        }
+
+        _live.Add(state);
+        _scheduler.AddWaiting(state.Sequences[0]);
+    }
+
+    public void Abort(RequestState state, Exception? error)
+    {
+        _output.Abort(state, error);
+        _live.Remove(state);
+    }
+
+    /// <summary>Runs one step; false when nothing could be scheduled.</summary>
+    public bool Step()
+    {
+        var step = _scheduler.Schedule();
+        if (step.IsEmpty)
+        {
+            PublishStats();
+            return false;
+        }
+
+        int rows = step.Sequences.Count;
+        var logits = _logits.AsSpan(0, rows * _model.Config.VocabSize);
+        try
+        {
+            foreach (var (source, destination) in step.BlockCopies)
+            {
+                _cache.CopyBlock(source, destination);
+            }
+
+            _cache.Bind(step.BlockTables, step.BlockTableStride, rows);
+            var batch = new ForwardBatch(
+                step.TokenIds.AsSpan(0, step.TokenCount),
+                step.Positions.AsSpan(0, step.TokenCount),
+                step.SequenceRows.AsSpan(0, rows),
+                step.QueryLengths.AsSpan(0, rows));
+            Runner.Forward(batch, _cache, logits);
+        }
+        catch (Exception e)
+        {
+            // The whole step failed (a backend error): fail the requests in it, keep serving the others.
+            foreach (var sequence in step.Sequences.ToArray())
+            {
+                Abort(sequence.Request, e);
+            }
+
+            PublishStats();
+            return true;
+        }
+
+        _promptTokensComputed += step.PrefillTokens;
+        _windowPrompt += step.PrefillTokens;
+        long outputBefore = _output.OutputTokens;
+        for (int s = 0; s < rows; s++)
+        {
+            var sequence = step.Sequences[s];
+            if (sequence.Status != SequenceStatus.Running)
+            {
+                continue; // its request was aborted while processing an earlier row
+            }
+
+            _scheduler.Computed(sequence, step.QueryLengths[s]);
+            if (sequence.PendingTokens > 0)
+            {
+                continue; // a prefill chunk: no token to sample yet
+            }
+
+            var request = sequence.Request;
+            try
+            {
+                _output.OnLogits(sequence, logits.Slice(s * _model.Config.VocabSize, _model.Config.VocabSize));
+            }
+            catch (Exception e)
+            {
+                // One request's failure (say, in its stop matcher) fails that request alone.
+                _output.Abort(request, e);
+            }
+
+            if (request.IsDone)
+            {
+                _live.Remove(request);
+            }
+        }
+
+        _windowOutput += _output.OutputTokens - outputBefore;
+        PublishStats();
+        return true;
+    }
+
+    public void PublishStats()
+    {
+        long prompt = 0;
+        long decode = 0;
+        foreach (var request in _live)
+        {
+            foreach (var sequence in request.Sequences)
+            {
+                if (sequence.Status == SequenceStatus.Finished)
+                {
+                    continue;
+                }
+
+                prompt += Math.Max(0, sequence.PendingTokens - 1) + (sequence.OutputLength == 0 ? 1 : 0);
+                decode += request.MaxTokens - sequence.OutputLength;
+            }
+
+            if (!request.Forked)
+            {
+                decode += (long)(request.Sampling.N - 1) * request.MaxTokens;
+            }
+        }
+
+        Volatile.Write(ref _pendingPrompt, prompt);
+        Volatile.Write(ref _pendingDecode, decode);
+        Volatile.Write(ref _waiting, _scheduler.WaitingCount);
+        Volatile.Write(ref _running, _scheduler.RunningCount);
+
+        var elapsed = Stopwatch.GetElapsedTime(_windowStart);
+        if (elapsed >= TimeSpan.FromSeconds(1) || !_scheduler.HasWork)
+        {
+            double seconds = Math.Max(elapsed.TotalSeconds, 1e-3);
+            Volatile.Write(ref _promptRate, _windowPrompt / seconds);
+            Volatile.Write(ref _outputRate, _windowOutput / seconds);
+            _windowPrompt = 0;
+            _windowOutput = 0;
+            _windowStart = Stopwatch.GetTimestamp();
+        }
+    }
+
+    public EngineStats Stats(int waitingInInbox, long inboxPromptTokens, long inboxDecodeTokens)
+    {
+        long lookups = _blocks.PrefixLookupBlocks;
+        return new EngineStats
+        {
+            WaitingRequests = Volatile.Read(ref _waiting) + waitingInInbox,
+            RunningSequences = Volatile.Read(ref _running),
+            PendingPromptTokens = Volatile.Read(ref _pendingPrompt) + inboxPromptTokens,
+            PendingDecodeTokens = Volatile.Read(ref _pendingDecode) + inboxDecodeTokens,
+            KvBlocksTotal = _blocks.BlockCount,
+            KvBlocksUsed = _blocks.UsedBlockCount,
+            KvBlocksFree = _blocks.FreeBlockCount,
+            KvBlocksCached = _blocks.CachedBlockCount,
+            PrefixCacheHitRate = lookups == 0 ? 0 : (double)_blocks.PrefixHitBlocks / lookups,
+            PromptTokensPerSecond = Volatile.Read(ref _promptRate),
+            OutputTokensPerSecond = Volatile.Read(ref _outputRate),
+            Preemptions = _scheduler.Preemptions,
+            CompletedRequests = _output.CompletedRequests,
+            TensorParallelSize = Runner.TensorParallelSize,
+            DeviceIds = [.. Enumerable.Range(0, Runner.TensorParallelSize)],
+            Device = "cpu",
+        };
+    }
+
+    private static CpuModelRunner CreateCpuRunner(LoadedModel model, EngineOptions options, int maxContext) =>
+        new(model, options.MaxBatchedTokens, maxContext, pool: null, threads: options.Threads);
+
+    public void Dispose()
+    {
+        foreach (var request in _live.ToArray())
+        {
+            Abort(request, new ObjectDisposedException(nameof(InferenceEngine), "the engine was shut down"));
+        }
+
+        Runner.Dispose();
+        _cache.Dispose();
+    }
+}

@@ -1,0 +1,52 @@
+namespace Kiln.Runtime.Engine;
+
+/// <summary>How the engine shares its memory and steps among requests. Defaults suit a small CPU host.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Tokens per KV block.</summary>
+    public int BlockSize { get; init; } = 16;
+
+    /// <summary>KV pool size in bytes; when null, <see cref="KvCacheMemoryFraction"/> of the memory available to the process.</summary>
+    public long? KvCacheBytes { get; init; }
+
+    public double KvCacheMemoryFraction { get; init; } = 0.25;
+
+    /// <summary>Token budget of one step (vLLM's max_num_batched_tokens): decodes plus prefill chunks.</summary>
+    public int MaxBatchedTokens { get; init; } = 256;
+
+    /// <summary>Most sequences running at once (vLLM's max_num_seqs).</summary>
+    public int MaxSequences { get; init; } = 64;
+
+    /// <summary>Most requests waiting for admission; beyond it, submissions fail fast as overloaded.</summary>
+    public int MaxWaitingRequests { get; init; } = 256;
+
+    /// <summary>Longest prompt plus output of one request; 0 means the model's context length.</summary>
+    public int MaxModelLength { get; init; }
+
+    public bool PrefixCaching { get; init; } = true;
+
+    /// <summary>Ranks of the tensor-parallel group (threads on CPU).</summary>
+    public int TensorParallelSize { get; init; } = 1;
+
+    /// <summary>CPU worker threads in total; 0 means one per processor.</summary>
+    public int Threads { get; init; }
+
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BlockSize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxBatchedTokens);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxSequences);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxWaitingRequests);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxModelLength);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(TensorParallelSize);
+        if (KvCacheBytes is <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KvCacheBytes), KvCacheBytes, "the KV pool needs a positive size");
+        }
+
+        if (KvCacheMemoryFraction is <= 0 or > 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KvCacheMemoryFraction), KvCacheMemoryFraction, "must be in (0, 1]");
+        }
+    }
+}

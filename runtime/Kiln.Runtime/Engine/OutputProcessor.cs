@@ -1,0 +1,157 @@
+using Kiln.Runtime.Sampling;
+
+namespace Kiln.Runtime.Engine;
+
+/// <summary>
+/// Turns a sequence's logits into its next token and the events its caller sees: sampling, parallel-sample forks,
+/// incremental detokenization, stop tokens and stop strings, max tokens, and usage when the request completes.
+/// Runs on the engine thread.
+/// </summary>
+internal sealed class OutputProcessor(
+    Scheduler scheduler,
+    Kv.BlockManager blocks,
+    Sampler sampler,
+    IReadOnlyList<int> eosTokenIds,
+    int maxModelLength,
+    Func<Kiln.Tokenization.StreamingDecoder>? newDecoder)
+{
+    public long CompletedRequests { get; private set; }
+
+    public long OutputTokens { get; private set; }
+
+    /// <summary>The sequence's pending tokens were all computed: sample from its logits row.</summary>
+    public void OnLogits(Sequence sequence, ReadOnlySpan<float> logits)
+    {
+        var request = sequence.Request;
+        if (!request.Forked && request.Sampling.N > 1)
+        {
+            // Parallel sampling: the other samples share the prompt's blocks (copy-on-write on their first append)
+            // and draw their first token from the same logits.
+            request.Forked = true;
+            for (int k = 1; k < request.Sampling.N; k++)
+            {
+                var child = new Sequence(request, k, sequence.Tokens, sequence.PromptLength, sequence.Arrival, new SamplingState(request.Sampling, k))
+                {
+                    ComputedTokens = sequence.ComputedTokens,
+                    CommittedBlocks = sequence.CommittedBlocks,
+                    CachedPromptTokens = sequence.CachedPromptTokens,
+                    Decoder = newDecoder?.Invoke(),
+                };
+                child.Sampling.ObservePrompt(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens)[..sequence.PromptLength]);
+                child.StopMatcher = request.Sampling.Stop is { Length: > 0 } stops ? new StopStringMatcher(stops) : null;
+                blocks.Fork(sequence.BlockTable, child.BlockTable);
+                request.Sequences.Add(child);
+                scheduler.AddRunning(child);
+                SampleOne(child, logits);
+            }
+        }
+
+        SampleOne(sequence, logits);
+    }
+
+    private void SampleOne(Sequence sequence, ReadOnlySpan<float> logits)
+    {
+        var request = sequence.Request;
+        var p = request.Sampling;
+        if (sequence.OutputLength == 0 && sequence.SampleIndex == 0)
+        {
+            request.CachedPromptTokens = Math.Max(0, sequence.CachedPromptTokens);
+        }
+
+        var token = sampler.Sample(logits, p, sequence.Sampling);
+        sequence.Tokens.Add(token.Id);
+        request.CompletionTokens++;
+        OutputTokens++;
+
+        bool stopToken = (!p.IgnoreEos && Contains(eosTokenIds, token.Id)) || Contains(p.StopTokenIds, token.Id);
+        string text = stopToken ? string.Empty : sequence.Decoder?.Append(token.Id) ?? string.Empty;
+        FinishReason? finish = stopToken ? FinishReason.Stop : null;
+        if (sequence.StopMatcher is { } matcher)
+        {
+            var check = matcher.Append(text);
+            text = check.Text;
+            if (check.Stopped)
+            {
+                finish = FinishReason.Stop;
+            }
+        }
+
+        if (finish is null && (sequence.OutputLength >= request.MaxTokens || sequence.Tokens.Count >= maxModelLength))
+        {
+            finish = FinishReason.Length;
+        }
+
+        if (finish is not null && !(sequence.StopMatcher?.Stopped ?? false))
+        {
+            // Nothing more will come: release what the decoder and the stop matcher held back.
+            string tail = sequence.Decoder?.Flush() ?? string.Empty;
+            text += sequence.StopMatcher is { } m ? m.Append(tail).Text + m.Flush() : tail;
+        }
+
+        Usage? usage = null;
+        if (finish is not null)
+        {
+            scheduler.Finish(sequence);
+            request.SamplesLeft--;
+            if (request.IsDone)
+            {
+                usage = new Usage(request.PromptLength, request.CachedPromptTokens, request.CompletionTokens);
+            }
+        }
+
+        request.Events.Writer.TryWrite(new TokenEvent(sequence.SampleIndex, token.Id, text, token.LogProb, token.TopLogProbs, finish, usage));
+        if (usage is not null)
+        {
+            Complete(request, null);
+        }
+    }
+
+    /// <summary>Ends a request early (cancelled or failed), freeing every block its samples hold.</summary>
+    public void Abort(RequestState request, Exception? error)
+    {
+        if (request.IsDone)
+        {
+            return;
+        }
+
+        foreach (var sequence in request.Sequences)
+        {
+            if (sequence.Status != SequenceStatus.Finished)
+            {
+                scheduler.Finish(sequence);
+                if (error is null)
+                {
+                    request.Events.Writer.TryWrite(new TokenEvent(sequence.SampleIndex, -1, string.Empty, 0, null, FinishReason.Cancelled, null));
+                }
+            }
+        }
+
+        request.SamplesLeft = 0;
+        Complete(request, error);
+    }
+
+    private void Complete(RequestState request, Exception? error)
+    {
+        request.Events.Writer.TryComplete(error);
+        request.Registration.Dispose();
+        CompletedRequests++;
+    }
+
+    private static bool Contains(IReadOnlyList<int>? ids, int id)
+    {
+        if (ids is null)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < ids.Count; i++)
+        {
+            if (ids[i] == id)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,170 @@
+using System.Runtime.InteropServices;
+using Kiln.Runtime.Kv;
+
+namespace Kiln.Runtime.Engine;
+
+/// <summary>
+/// The policy: which sequences run in the next step and how many of their tokens. Continuous batching at the level
+/// of iterations, as vLLM's unified scheduler: running sequences go first, in priority order, each with all its
+/// pending tokens (one for a decode, the rest of a prompt for a chunked prefill) until the token budget is spent;
+/// then waiting sequences are admitted while blocks, budget and the sequence cap allow, their prompts chunked to the
+/// budget that is left. When a running sequence needs a block and none is free, the lowest-priority, newest running
+/// sequence is preempted: its blocks are freed and it is recomputed later.
+/// </summary>
+internal sealed class Scheduler
+{
+    private readonly BlockManager _blocks;
+    private readonly int _maxBatchedTokens;
+    private readonly int _maxSequences;
+    private readonly PriorityQueue<Sequence, (int Priority, long Arrival)> _waiting = new();
+    private readonly List<Sequence> _running = [];
+    private readonly ScheduledStep _step;
+
+    public Scheduler(BlockManager blocks, int maxBatchedTokens, int maxSequences, int blockTableStride)
+    {
+        _blocks = blocks;
+        _maxBatchedTokens = maxBatchedTokens;
+        _maxSequences = maxSequences;
+        _step = new ScheduledStep(maxBatchedTokens, maxSequences, blockTableStride);
+    }
+
+    public int WaitingCount => _waiting.Count;
+
+    public int RunningCount => _running.Count;
+
+    public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
+
+    public IReadOnlyList<Sequence> Running => _running;
+
+    public long Preemptions { get; private set; }
+
+    public void AddWaiting(Sequence sequence)
+    {
+        sequence.Status = SequenceStatus.Waiting;
+        _waiting.Enqueue(sequence, (sequence.Request.Priority, sequence.Arrival));
+    }
+
+    /// <summary>Adds a sequence that shares a running sequence's blocks (parallel sampling).</summary>
+    public void AddRunning(Sequence sequence)
+    {
+        sequence.Status = SequenceStatus.Running;
+        InsertRunning(sequence);
+    }
+
+    public ScheduledStep Schedule()
+    {
+        var step = _step;
+        step.Clear();
+        int budget = _maxBatchedTokens;
+
+        // Running sequences first, most important first; a preemption victim is always taken from the end.
+        for (int i = 0; i < _running.Count && budget > 0 && step.Sequences.Count < _maxSequences; i++)
+        {
+            var sequence = _running[i];
+            if (!MakeRoomToAppend(sequence))
+            {
+                break; // the sequence itself was preempted: everything after it is less important
+            }
+
+            if (_blocks.PrepareAppend(sequence.Tokens.Count, sequence.BlockTable) is { } copy)
+            {
+                step.BlockCopies.Add(copy);
+            }
+
+            int count = Math.Min(sequence.PendingTokens, budget);
+            step.Add(sequence, count);
+            budget -= count;
+        }
+
+        // Then admit waiting sequences in priority order while everything fits; stop at the first that does not,
+        // so a large request is not starved by smaller ones behind it.
+        while (budget > 0 && _running.Count < _maxSequences && _waiting.TryPeek(out var next, out _))
+        {
+            if (next.Status == SequenceStatus.Finished)
+            {
+                _waiting.Dequeue(); // cancelled while waiting
+                continue;
+            }
+
+            if (!_blocks.CanAllocate(CollectionsMarshal.AsSpan(next.Tokens)))
+            {
+                break;
+            }
+
+            _waiting.Dequeue();
+            int cached = _blocks.Allocate(CollectionsMarshal.AsSpan(next.Tokens), next.BlockTable);
+            next.ComputedTokens = cached;
+            if (next.CachedPromptTokens < 0)
+            {
+                next.CachedPromptTokens = Math.Min(cached, next.PromptLength);
+            }
+
+            next.Status = SequenceStatus.Running;
+            InsertRunning(next);
+            int count = Math.Min(next.PendingTokens, budget);
+            step.Add(next, count);
+            budget -= count;
+        }
+
+        return step;
+    }
+
+    /// <summary>After the step ran: the scheduled tokens have keys and values; publish newly full blocks.</summary>
+    public void Computed(Sequence sequence, int count)
+    {
+        sequence.ComputedTokens += count;
+        _blocks.CommitFullBlocks(CollectionsMarshal.AsSpan(sequence.Tokens), sequence.BlockTable, sequence.ComputedTokens, ref sequence.CommittedBlocks);
+    }
+
+    /// <summary>Removes a finished or cancelled sequence and returns its blocks to the pool at once.</summary>
+    public void Finish(Sequence sequence)
+    {
+        if (sequence.Status == SequenceStatus.Running)
+        {
+            _running.Remove(sequence);
+        }
+
+        _blocks.Free(sequence.BlockTable);
+        sequence.Status = SequenceStatus.Finished;
+    }
+
+    /// <summary>Frees blocks by preempting the least important running sequences until this one can append.</summary>
+    private bool MakeRoomToAppend(Sequence sequence)
+    {
+        while (!_blocks.CanAppend(sequence.Tokens.Count, sequence.BlockTable))
+        {
+            var victim = _running[^1];
+            Preempt(victim);
+            if (ReferenceEquals(victim, sequence))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void Preempt(Sequence victim)
+    {
+        _running.RemoveAt(_running.Count - 1);
+        _blocks.Free(victim.BlockTable);
+        victim.ResetForRecompute();
+        Preemptions++;
+        AddWaiting(victim);
+    }
+
+    private void InsertRunning(Sequence sequence)
+    {
+        // Sorted by (priority, arrival): the most important first, the preemption victim last.
+        int i = _running.Count;
+        while (i > 0 && Compare(_running[i - 1], sequence) > 0)
+        {
+            i--;
+        }
+
+        _running.Insert(i, sequence);
+    }
+
+    private static int Compare(Sequence a, Sequence b) =>
+        a.Request.Priority != b.Request.Priority ? a.Request.Priority.CompareTo(b.Request.Priority) : a.Arrival.CompareTo(b.Arrival);
+}

@@ -1,0 +1,138 @@
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Engine;
+using Kiln.Runtime.Kv;
+using Kiln.Runtime.Sampling;
+
+namespace Kiln.Tests.Engine;
+
+/// <summary>Prefix caching, admission control, parallel sampling, failure isolation and stats.</summary>
+public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<EngineTestModel>
+{
+    [Fact]
+    public async Task SecondRequestWithSamePrompt_PrefillsOnlyItsUncachedTail()
+    {
+        using var engine = fixture.CreateEngine(blockSize: 4);
+        int[] prompt = EngineTestModel.Prompt(42, 203);
+        var first = await EngineTestModel.RunAsync(engine, EngineTestModel.Request(prompt, maxTokens: 5));
+        var second = await EngineTestModel.RunAsync(engine, EngineTestModel.Request(prompt, maxTokens: 5));
+
+        Assert.Equal(0, first.Usage!.CachedPromptTokens);
+        Assert.Equal(200, second.Usage!.CachedPromptTokens); // every full block of 4 (the last token is always computed)
+        Assert.Equal(203, second.Usage.PromptTokens);
+        Assert.Equal(first.Tokens[0], second.Tokens[0]);
+        Assert.True(engine.GetStats().PrefixCacheHitRate > 0.4);
+    }
+
+    [Fact]
+    public async Task FullWaitingQueue_FailsFastAsOverloaded()
+    {
+        using var engine = fixture.CreateEngine(maxSequences: 1, maxWaiting: 2, maxBatchedTokens: 16);
+        using var cts = new CancellationTokenSource();
+        var streams = new List<IAsyncEnumerable<TokenEvent>>();
+        var overloaded = Assert.Throws<EngineOverloadedException>(() =>
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                streams.Add(engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(i, 100), maxTokens: 200), cts.Token));
+            }
+        });
+        Assert.Contains("overloaded", overloaded.Message, StringComparison.Ordinal);
+        Assert.InRange(streams.Count, 2, 4); // two waiting, plus whatever the engine admitted meanwhile
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public async Task ParallelSamples_ShareThePromptAndReproduce()
+    {
+        using var engine = fixture.CreateEngine(blockSize: 4);
+        var request = EngineTestModel.Request(EngineTestModel.Prompt(3, 30), maxTokens: 16, temperature: 1.2f, seed: 77, n: 3);
+        var a = await EngineTestModel.RunAsync(engine, request);
+        var b = await EngineTestModel.RunAsync(engine, request);
+
+        Assert.Equal(3 * 16, a.Usage!.CompletionTokens);
+        Assert.Equal(30, a.Usage.PromptTokens);
+        for (int k = 0; k < 3; k++)
+        {
+            Assert.Equal(16, a.Tokens[k].Count);
+            Assert.Equal(a.Tokens[k], b.Tokens[k]);
+        }
+
+        Assert.False(a.Tokens[0].SequenceEqual(a.Tokens[1]) && a.Tokens[1].SequenceEqual(a.Tokens[2]), "samples should differ at temperature 1.2");
+        Assert.Equal(0, engine.GetStats().KvBlocksUsed);
+    }
+
+    [Fact]
+    public async Task FailingStep_FailsOnlyTheRequestsInIt()
+    {
+        const int Poison = 499;
+        var runner = new PoisonRunner(new CpuModelRunner(fixture.Model, 64, 512, threads: 2), Poison);
+        using var engine = new InferenceEngine(fixture.Model, runner, new EngineOptions
+        {
+            BlockSize = 4,
+            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
+            MaxBatchedTokens = 64,
+        });
+
+        var failing = EngineTestModel.RunAsync(engine, EngineTestModel.Request([.. EngineTestModel.Prompt(1, 10), Poison], maxTokens: 4));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing);
+
+        var healthy = await EngineTestModel.RunAsync(engine, EngineTestModel.Request(EngineTestModel.Prompt(2, 10), maxTokens: 4));
+        Assert.Equal(4, healthy.Tokens[0].Count);
+        Assert.Equal(0, engine.GetStats().KvBlocksUsed);
+    }
+
+    [Fact]
+    public void InvalidRequests_AreRejectedAtSubmission()
+    {
+        using var engine = fixture.CreateEngine(blocks: 64, blockSize: 4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(EngineTestModel.Request([1, 2, 99999], maxTokens: 4)));
+        Assert.Throws<ArgumentException>(() => engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(1, 250), maxTokens: 100)));
+        Assert.ThrowsAny<ArgumentException>(() => engine.Submit(new GenerationRequest { PromptTokenIds = [5], Sampling = new SamplingParams { TopP = 0 } }));
+    }
+
+    [Fact]
+    public async Task Stats_ReportBacklogWhileWorking_AndNoneWhenIdle()
+    {
+        using var engine = fixture.CreateEngine(maxBatchedTokens: 8, maxSequences: 2);
+        using var cts = new CancellationTokenSource();
+        var runs = Enumerable.Range(0, 6).Select(i => EngineTestModel.RunAsync(engine, EngineTestModel.Request(EngineTestModel.Prompt(i, 40), maxTokens: 30), cts.Token)).ToArray();
+        var busy = engine.GetStats();
+        Assert.True(busy.TokenBacklog > 0);
+        Assert.True(busy.WaitingRequests + busy.RunningSequences > 0);
+        Assert.Equal(1, busy.TensorParallelSize);
+        await Task.WhenAll(runs);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (engine.GetStats().TokenBacklog > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        var idle = engine.GetStats();
+        Assert.Equal(0, idle.TokenBacklog);
+        Assert.Equal(0, idle.WaitingRequests);
+        Assert.Equal(6, idle.CompletedRequests);
+    }
+
+    /// <summary>The real runner, made to fail any step that contains one particular token id (a stand-in for a device fault).</summary>
+    private sealed class PoisonRunner(CpuModelRunner inner, int poison) : IModelRunner
+    {
+        public Kiln.Runtime.Models.ModelConfig Config => inner.Config;
+
+        public int MaxBatchTokens => inner.MaxBatchTokens;
+
+        public int TensorParallelSize => 1;
+
+        public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits, bool allPositions = false)
+        {
+            if (batch.TokenIds.Contains(poison))
+            {
+                throw new InvalidOperationException("injected device fault");
+            }
+
+            inner.Forward(batch, cache, logits, allPositions);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}
