@@ -17,6 +17,12 @@ internal static class CommonOptions
         Required = required,
     };
 
+    public static Option<int> TensorParallel() => new("--tp")
+    {
+        Description = "Tensor-parallel degree: split the model over this many ranks (CPU threads here, GPUs with CUDA).",
+        DefaultValueFactory = _ => 1,
+    };
+
     public static int[] ParseIds(string text)
     {
         var parts = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

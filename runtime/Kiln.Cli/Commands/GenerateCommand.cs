@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Kiln.Runtime.Generation;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Cli.Commands;
 
@@ -14,13 +15,14 @@ internal static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 is greedy.", DefaultValueFactory = _ => 0.8f };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling: keep the most likely tokens up to this mass.", DefaultValueFactory = _ => 0.95f };
         var seed = new Option<ulong?>("--seed") { Description = "Seed for reproducible sampling." };
+        var tp = CommonOptions.TensorParallel();
         var command = new Command("generate", "Generate text from a prompt, streamed as it is produced.")
         {
-            model, prompt, maxTokens, temperature, topP, seed,
+            model, prompt, maxTokens, temperature, topP, seed, tp,
         };
         command.SetAction((result, cancellationToken) =>
         {
-            var sampling = new SamplingOptions
+            var sampling = new SamplingParams
             {
                 Temperature = result.GetValue(temperature),
                 TopP = result.GetValue(topP),
@@ -41,7 +43,7 @@ internal static class GenerateCommand
                 ids.Add(bos);
             }
 
-            using var generator = new Generator(loaded, maxContext: Math.Min(loaded.Config.MaxPositions, ids.Count + max));
+            using var generator = new Generator(loaded, maxContext: Math.Min(loaded.Config.MaxPositions, ids.Count + max), tensorParallelSize: result.GetValue(tp));
             using var stdout = Console.OpenStandardOutput();
             using var writer = new StreamWriter(stdout) { AutoFlush = true };
             writer.Write(result.GetValue(prompt));

@@ -16,7 +16,8 @@ internal static class LogitsCommand
         var model = CommonOptions.Model();
         var ids = CommonOptions.Ids(required: true);
         var greedy = new Option<int>("--greedy") { Description = "How many tokens to choose greedily after the prompt.", DefaultValueFactory = _ => 0 };
-        var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy };
+        var tp = CommonOptions.TensorParallel();
+        var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy, tp };
         command.SetAction(result =>
         {
             int[] prompt = CommonOptions.ParseIds(result.GetValue(ids)!);
@@ -27,7 +28,7 @@ internal static class LogitsCommand
             }
 
             using var loaded = ModelSession.Load(result.GetValue(model), showProgress: false);
-            using var generator = new Generator(loaded, maxContext: prompt.Length + steps);
+            using var generator = new Generator(loaded, maxContext: prompt.Length + steps, tensorParallelSize: result.GetValue(tp));
             float[] last = generator.Prefill(prompt).ToArray();
             var chosen = new int[steps];
             var logits = last.AsSpan();

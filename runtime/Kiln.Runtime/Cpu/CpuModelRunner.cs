@@ -1,3 +1,4 @@
+using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;
@@ -32,12 +33,20 @@ public sealed unsafe class CpuModelRunner : IModelRunner
     private readonly int[] _positions;
     private readonly float[] _cos;
     private readonly float[] _sin;
+    private readonly TensorParallelRank? _rank;
 
     public CpuModelRunner(LoadedModel model, int maxBatchTokens = 512, int maxContext = 0, WorkerPool? pool = null, int threads = 0)
+        : this(model.Config, model.Weights, maxBatchTokens, maxContext, pool, threads, null)
+    {
+    }
+
+    /// <summary>One rank of a tensor-parallel group: <paramref name="config"/> and <paramref name="weights"/> are the rank's shard.</summary>
+    internal CpuModelRunner(ModelConfig config, ModelWeights weights, int maxBatchTokens, int maxContext, WorkerPool? pool, int threads, TensorParallelRank? rank)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchTokens);
-        _config = model.Config;
-        _weights = model.Weights;
+        _config = config;
+        _weights = weights;
+        _rank = rank;
         MaxBatchTokens = maxBatchTokens;
         MaxContext = maxContext > 0 ? maxContext : _config.MaxPositions;
         _ownsPool = pool is null;
@@ -69,6 +78,12 @@ public sealed unsafe class CpuModelRunner : IModelRunner
 
     public int TensorParallelSize => 1;
 
+    public IPagedKvCache CreateKvCache(int blockCount, int blockSize, int maxSequences, int maxBlocksPerSequence) =>
+        new PagedKvCache(_config.LayerCount, _config.KvDim, blockCount, blockSize, maxSequences, maxBlocksPerSequence);
+
+    void IModelRunner.Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions) =>
+        Forward(batch, (PagedKvCache)cache, logits, allPositions);
+
     /// <summary>
     /// Runs one step. Writes the new tokens' keys and values into <paramref name="cache"/> and float32 logits into
     /// <paramref name="logits"/>: [SequenceCount x vocab] for the last token of each sequence, or, with
@@ -78,7 +93,7 @@ public sealed unsafe class CpuModelRunner : IModelRunner
     {
         int tokens = Validate(batch, cache);
         int outputRows = allPositions ? tokens : batch.SequenceCount;
-        if (logits.Length < (long)outputRows * _config.VocabSize)
+        if (_rank is not { Rank: > 0 } && logits.Length < (long)outputRows * _config.VocabSize)
         {
             throw new ArgumentException($"logits holds {logits.Length} floats; this step needs {outputRows} x {_config.VocabSize}", nameof(logits));
         }
@@ -94,6 +109,11 @@ public sealed unsafe class CpuModelRunner : IModelRunner
         for (int layer = 0; layer < _config.LayerCount; layer++)
         {
             RunLayer(layer, _weights.Layers[layer], cache, tokens);
+        }
+
+        if (_rank is { Rank: > 0 })
+        {
+            return; // every rank holds the full hidden state after the last all-reduce; rank 0 computes the logits
         }
 
         // Only the rows whose logits are wanted go through the final norm and the classifier.
@@ -144,6 +164,7 @@ public sealed unsafe class CpuModelRunner : IModelRunner
 
         _attention.Run(_pool, cache, layer, _q.Floats, _attended.Floats, _tokenSequence, _positions, tokens);
         _matMul.Run(_pool, w.Output, _attended.Floats, _normed.Floats, tokens);
+        _rank?.AllReduce.Sum(_rank.Rank, _normed.Floats, tokens * h); // row-parallel: each rank holds a partial sum
         AddInto(_x, _normed, tokens * h);
 
         for (int t = 0; t < tokens; t++)
@@ -160,6 +181,7 @@ public sealed unsafe class CpuModelRunner : IModelRunner
         }
 
         _matMul.Run(_pool, w.Down, _gate.Floats, _normed.Floats, tokens);
+        _rank?.AllReduce.Sum(_rank.Rank, _normed.Floats, tokens * h);
         AddInto(_x, _normed, tokens * h);
     }
 

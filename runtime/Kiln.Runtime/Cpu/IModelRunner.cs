@@ -16,6 +16,12 @@ public interface IModelRunner : IDisposable
     /// <summary>Tensor-parallel degree: how many ranks (threads or devices) share the model.</summary>
     int TensorParallelSize { get; }
 
-    /// <summary>Runs one step; logits are [SequenceCount x vocab] (last token of each sequence) or, with allPositions, [TokenCount x vocab].</summary>
-    void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits, bool allPositions = false);
+    /// <summary>Creates this backend's KV pool of <paramref name="blockCount"/> blocks.</summary>
+    IPagedKvCache CreateKvCache(int blockCount, int blockSize, int maxSequences, int maxBlocksPerSequence);
+
+    /// <summary>
+    /// Runs one step over a pool this runner created; logits are [SequenceCount x vocab] (last token of each
+    /// sequence) or, with allPositions, [TokenCount x vocab].
+    /// </summary>
+    void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false);
 }

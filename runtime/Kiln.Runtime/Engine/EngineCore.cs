@@ -15,7 +15,7 @@ internal sealed class EngineCore : IDisposable
 {
     private readonly LoadedModel _model;
     private readonly BlockManager _blocks;
-    private readonly PagedKvCache _cache;
+    private readonly IPagedKvCache _cache;
     private readonly Scheduler _scheduler;
     private readonly OutputProcessor _output;
     private readonly float[] _logits;
@@ -58,11 +58,11 @@ internal sealed class EngineCore : IDisposable
         }
 
         _blocks = new BlockManager(blockCount, options.BlockSize, options.PrefixCaching);
-        _cache = new PagedKvCache(config.LayerCount, config.KvDim, blockCount, options.BlockSize, options.MaxSequences * 2, blocksPerSequence);
+        _cache = Runner.CreateKvCache(blockCount, options.BlockSize, options.MaxSequences, blocksPerSequence);
         _scheduler = new Scheduler(_blocks, options.MaxBatchedTokens, options.MaxSequences, blocksPerSequence);
         _newDecoder = model.Tokenizer is { } tokenizer ? () => tokenizer.CreateStreamingDecoder(skipSpecialTokens: true, continuesText: true) : null;
         _output = new OutputProcessor(_scheduler, _blocks, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
-        _logits = new float[(long)options.MaxSequences * 2 * config.VocabSize];
+        _logits = new float[(long)options.MaxSequences * config.VocabSize];
     }
 
     public IModelRunner Runner { get; }
@@ -257,8 +257,8 @@ internal sealed class EngineCore : IDisposable
         };
     }
 
-    private static CpuModelRunner CreateCpuRunner(LoadedModel model, EngineOptions options, int maxContext) =>
-        new(model, options.MaxBatchedTokens, maxContext, pool: null, threads: options.Threads);
+    private static IModelRunner CreateCpuRunner(LoadedModel model, EngineOptions options, int maxContext) =>
+        ModelRunners.CreateCpu(model, options.TensorParallelSize, options.MaxBatchedTokens, maxContext, options.Threads);
 
     public void Dispose()
     {

@@ -1,6 +1,7 @@
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Runtime.Generation;
 
@@ -8,30 +9,34 @@ namespace Kiln.Runtime.Generation;
 public readonly record struct GeneratedToken(int Id, string Text);
 
 /// <summary>
-/// Generates one sequence on the CPU runner with a contiguous KV cache: prefill the prompt in chunks, then decode
-/// token by token. The serving engine batches many sequences; this is the single-stream path of the CLI and tests.
+/// Generates one sequence on the CPU backend (one runner, or a tensor-parallel group): prefill the prompt in chunks,
+/// then decode token by token, with the sequence's blocks laid out in order in a private KV pool. The serving engine
+/// batches many sequences; this is the single-stream path of the CLI and tests.
 /// </summary>
 public sealed class Generator : IDisposable
 {
+    private const int BlockSize = 16;
     private readonly LoadedModel _model;
-    private readonly CpuModelRunner _runner;
-    private readonly ContiguousKvCache _cache;
+    private readonly IModelRunner _runner;
+    private readonly IPagedKvCache _cache;
     private readonly float[] _logits;
     private readonly int[] _positions;
 
-    public Generator(LoadedModel model, int maxContext = 0, int prefillChunk = 256, WorkerPool? pool = null)
+    public Generator(LoadedModel model, int maxContext = 0, int prefillChunk = 256, int tensorParallelSize = 1, int threads = 0)
     {
         _model = model;
-        int context = maxContext > 0 ? Math.Min(maxContext, model.Config.MaxPositions) : Math.Min(model.Config.MaxPositions, 4096);
-        _runner = new CpuModelRunner(model, prefillChunk, context, pool);
-        _cache = new ContiguousKvCache(model.Config, 1, context);
+        MaxContext = maxContext > 0 ? Math.Min(maxContext, model.Config.MaxPositions) : Math.Min(model.Config.MaxPositions, 4096);
+        _runner = ModelRunners.CreateCpu(model, tensorParallelSize, prefillChunk, MaxContext, threads);
+        int blocks = (MaxContext + BlockSize - 1) / BlockSize;
+        _cache = _runner.CreateKvCache(blocks, BlockSize, 1, blocks);
+        _cache.Bind(Enumerable.Range(0, blocks).ToArray(), blocks, 1);
         _logits = new float[prefillChunk * model.Config.VocabSize];
         _positions = new int[prefillChunk];
     }
 
-    public int MaxContext => _cache.MaxContext;
+    public int MaxContext { get; }
 
-    public CpuModelRunner Runner => _runner;
+    public IModelRunner Runner => _runner;
 
     /// <summary>
     /// Runs <paramref name="ids"/> from position <paramref name="start"/> (in chunks of the runner's batch size) and
@@ -68,8 +73,12 @@ public sealed class Generator : IDisposable
         return all;
     }
 
-    /// <summary>Streams up to <paramref name="maxTokens"/> tokens after <paramref name="prompt"/>, stopping at EOS when asked.</summary>
-    public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions sampling, bool stopAtEos = true, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Streams up to <paramref name="maxTokens"/> tokens after <paramref name="prompt"/>, stopping at EOS when asked
+    /// (unless <see cref="SamplingParams.IgnoreEos"/>) and at <see cref="SamplingParams.StopTokenIds"/>. Stop strings
+    /// are the caller's (see <see cref="StopStringMatcher"/>).
+    /// </summary>
+    public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingParams sampling, bool stopAtEos = true, CancellationToken cancellationToken = default)
     {
         if (prompt.Count == 0)
         {
@@ -81,16 +90,19 @@ public sealed class Generator : IDisposable
             throw new ArgumentOutOfRangeException(nameof(maxTokens), $"{prompt.Count} prompt tokens + {maxTokens} new tokens exceed the context of {MaxContext}");
         }
 
-        var sampler = new Sampler(sampling, _model.Config.VocabSize);
+        var sampler = new Sampling.Sampler(_model.Config.VocabSize);
+        var state = new SamplingState(sampling);
         var decoder = _model.Tokenizer?.CreateStreamingDecoder();
         int[] promptIds = [.. prompt];
-        int next = sampler.Sample(Prefill(promptIds));
+        state.ObservePrompt(promptIds);
+        int next = sampler.Sample(Prefill(promptIds), sampling, state).Id;
         int position = promptIds.Length;
         int[] single = new int[1];
         for (int produced = 0; produced < maxTokens; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            bool last = produced == maxTokens - 1 || (stopAtEos && _model.EosTokenIds.Contains(next));
+            bool last = produced == maxTokens - 1 || (stopAtEos && !sampling.IgnoreEos && _model.EosTokenIds.Contains(next))
+                || Array.IndexOf(sampling.StopTokenIds, next) >= 0;
             string text = decoder?.Append(next) ?? string.Empty;
             if (last)
             {
@@ -105,7 +117,7 @@ public sealed class Generator : IDisposable
             }
 
             single[0] = next;
-            next = sampler.Sample(Evaluate(single, position++, allPositions: false));
+            next = sampler.Sample(Evaluate(single, position++, allPositions: false), sampling, state).Id;
         }
     }
 
@@ -124,5 +136,9 @@ public sealed class Generator : IDisposable
         return logits;
     }
 
-    public void Dispose() => _runner.Dispose();
+    public void Dispose()
+    {
+        _runner.Dispose();
+        _cache.Dispose();
+    }
 }

@@ -7,7 +7,7 @@ namespace Kiln.Runtime.Kv;
 /// the block tables of the current step (PagedAttention). <see cref="BlockManager"/> decides which block holds what;
 /// this class only stores the numbers. Sequence s of a step is row s of the bound block tables.
 /// </summary>
-public sealed unsafe class PagedKvCache : IKvCache, IDisposable
+public sealed unsafe class PagedKvCache : IKvCache, IPagedKvCache
 {
     private readonly NativeBuffer _keys;
     private readonly NativeBuffer _values;

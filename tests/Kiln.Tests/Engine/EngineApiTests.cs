@@ -65,7 +65,14 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     public async Task FailingStep_FailsOnlyTheRequestsInIt()
     {
         const int Poison = 499;
-        var runner = new PoisonRunner(new CpuModelRunner(fixture.Model, 64, 512, threads: 2), Poison);
+        // A step that contains the poison token fails, as a device fault would.
+        var runner = new ObservedRunner(new CpuModelRunner(fixture.Model, 64, 512, threads: 2), batch =>
+        {
+            if (batch.TokenIds.Contains(Poison))
+            {
+                throw new InvalidOperationException("injected device fault");
+            }
+        });
         using var engine = new InferenceEngine(fixture.Model, runner, new EngineOptions
         {
             BlockSize = 4,
@@ -112,27 +119,5 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
         Assert.Equal(0, idle.TokenBacklog);
         Assert.Equal(0, idle.WaitingRequests);
         Assert.Equal(6, idle.CompletedRequests);
-    }
-
-    /// <summary>The real runner, made to fail any step that contains one particular token id (a stand-in for a device fault).</summary>
-    private sealed class PoisonRunner(CpuModelRunner inner, int poison) : IModelRunner
-    {
-        public Kiln.Runtime.Models.ModelConfig Config => inner.Config;
-
-        public int MaxBatchTokens => inner.MaxBatchTokens;
-
-        public int TensorParallelSize => 1;
-
-        public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits, bool allPositions = false)
-        {
-            if (batch.TokenIds.Contains(poison))
-            {
-                throw new InvalidOperationException("injected device fault");
-            }
-
-            inner.Forward(batch, cache, logits, allPositions);
-        }
-
-        public void Dispose() => inner.Dispose();
     }
 }

@@ -43,7 +43,8 @@ public sealed class SchedulingTests(EngineTestModel fixture) : IClassFixture<Eng
     [Fact]
     public async Task TokenBudgetAndSequenceCap_AreNeverExceeded()
     {
-        var recorder = new RecordingRunner(new CpuModelRunner(fixture.Model, 32, 512, threads: 2));
+        var steps = new List<(int Tokens, int Sequences)>();
+        var recorder = new ObservedRunner(new CpuModelRunner(fixture.Model, 32, 512, threads: 2), batch => steps.Add((batch.TokenCount, batch.SequenceCount)));
         using var engine = new InferenceEngine(fixture.Model, recorder, new EngineOptions
         {
             BlockSize = 4,
@@ -54,11 +55,11 @@ public sealed class SchedulingTests(EngineTestModel fixture) : IClassFixture<Eng
         await Task.WhenAll(Enumerable.Range(0, 30).Select(i =>
             EngineTestModel.RunAsync(engine, EngineTestModel.Request(EngineTestModel.Prompt(100 + i, 5 + (i * 7 % 40)), maxTokens: 6))));
 
-        Assert.NotEmpty(recorder.Steps);
-        Assert.All(recorder.Steps, s => Assert.InRange(s.Tokens, 1, 32));
-        Assert.All(recorder.Steps, s => Assert.InRange(s.Sequences, 1, 5));
-        Assert.Contains(recorder.Steps, s => s.Tokens == 32); // the budget was actually reached
-        Assert.Contains(recorder.Steps, s => s.Sequences == 5); // and so was the cap
+        Assert.NotEmpty(steps);
+        Assert.All(steps, s => Assert.InRange(s.Tokens, 1, 32));
+        Assert.All(steps, s => Assert.InRange(s.Sequences, 1, 5));
+        Assert.Contains(steps, s => s.Tokens == 32); // the budget was actually reached
+        Assert.Contains(steps, s => s.Sequences == 5); // and so was the cap
     }
 
     [Fact]
@@ -147,29 +148,5 @@ public sealed class SchedulingTests(EngineTestModel fixture) : IClassFixture<Eng
 
         Assert.Equal(0, engine.GetStats().KvBlocksUsed);
         Assert.Equal(0, engine.GetStats().RunningSequences);
-    }
-
-    /// <summary>Forwards to the real CPU runner and records the shape of every step.</summary>
-    private sealed class RecordingRunner(CpuModelRunner inner) : IModelRunner
-    {
-        public List<(int Tokens, int Sequences)> Steps { get; } = [];
-
-        public Kiln.Runtime.Models.ModelConfig Config => inner.Config;
-
-        public int MaxBatchTokens => inner.MaxBatchTokens;
-
-        public int TensorParallelSize => 1;
-
-        public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits, bool allPositions = false)
-        {
-            lock (Steps)
-            {
-                Steps.Add((batch.TokenCount, batch.SequenceCount));
-            }
-
-            inner.Forward(batch, cache, logits, allPositions);
-        }
-
-        public void Dispose() => inner.Dispose();
     }
 }

@@ -1,0 +1,13 @@
+using Kiln.Runtime.Cpu.TensorParallel;
+using Kiln.Runtime.Loading;
+
+namespace Kiln.Runtime.Cpu;
+
+/// <summary>Builds the CPU backend for a tensor-parallel degree: one runner, or a group of ranks.</summary>
+public static class ModelRunners
+{
+    public static IModelRunner CreateCpu(LoadedModel model, int tensorParallelSize, int maxBatchTokens, int maxContext, int threads = 0) =>
+        tensorParallelSize <= 1
+            ? new CpuModelRunner(model, maxBatchTokens, maxContext, pool: null, threads)
+            : new TensorParallelCpuRunner(model, tensorParallelSize, maxBatchTokens, maxContext, threads);
+}
