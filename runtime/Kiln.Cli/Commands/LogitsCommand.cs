@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Kiln.Runtime.Generation;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Cli.Commands;
 

@@ -37,13 +37,16 @@ public static class GgufLoader
             throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architecture 'llama')");
         }
 
-        int Int(string key) => checked((int)file.Require<long>($"llama.{key}"));
+        int Int(string key) => Checked($"llama.{key}", file.Require<long>($"llama.{key}"));
+        int Checked(string key, long value) => value is >= 0 and <= int.MaxValue
+            ? (int)value
+            : throw new ModelFormatException(file.Path, $"metadata key '{key}' = {value} is out of range");
         int hidden = Int("embedding_length");
         int heads = Int("attention.head_count");
-        int vocab = file.TryGet<long>("llama.vocab_size", out long v) ? (int)v
+        int vocab = file.TryGet<long>("llama.vocab_size", out long v) ? Checked("llama.vocab_size", v)
             : file.TryGet<string[]>("tokenizer.ggml.tokens", out var tokens) ? tokens.Length
             : (int)file.Tensor("token_embd.weight").Dimensions[^1];
-        int headDim = file.TryGet<long>("llama.attention.key_length", out long kl) ? (int)kl : hidden / heads;
+        int headDim = file.TryGet<long>("llama.attention.key_length", out long kl) ? Checked("llama.attention.key_length", kl) : heads > 0 ? hidden / heads : 0;
         var config = new ModelConfig
         {
             Architecture = "llama",
@@ -52,7 +55,7 @@ public static class GgufLoader
             IntermediateSize = Int("feed_forward_length"),
             LayerCount = Int("block_count"),
             HeadCount = heads,
-            KvHeadCount = file.TryGet<long>("llama.attention.head_count_kv", out long kv) ? (int)kv : heads,
+            KvHeadCount = file.TryGet<long>("llama.attention.head_count_kv", out long kv) ? Checked("llama.attention.head_count_kv", kv) : heads,
             HeadDim = headDim,
             MaxPositions = Int("context_length"),
             RmsNormEps = file.TryGet<double>("llama.attention.layer_norm_rms_epsilon", out double eps) ? eps : 1e-5,

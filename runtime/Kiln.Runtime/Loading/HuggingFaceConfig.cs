@@ -27,7 +27,7 @@ public static class HuggingFaceConfig
             {
                 return Parse(configPath, doc.RootElement);
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (e is InvalidOperationException or FormatException and not ModelFormatException)
             {
                 throw new ModelFormatException(configPath, $"a field has the wrong type ({e.Message})", e);
             }
@@ -45,7 +45,7 @@ public static class HuggingFaceConfig
         }
 
         int Required(string key) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number
-            ? v.GetInt32()
+            ? (v.TryGetInt32(out int n) ? n : throw new ModelFormatException(path, $"'{key}' is {v.GetRawText()}, not a 32-bit integer"))
             : throw new ModelFormatException(path, $"'{key}' is missing or not a number");
 
         int hidden = Required("hidden_size");
@@ -66,7 +66,7 @@ public static class HuggingFaceConfig
             LayerCount = Required("num_hidden_layers"),
             HeadCount = heads,
             KvHeadCount = OptionalInt(root, "num_key_value_heads") ?? heads,
-            HeadDim = headDim ?? (hidden / heads),
+            HeadDim = headDim ?? (heads > 0 ? hidden / heads : 0),
             MaxPositions = OptionalInt(root, "max_position_embeddings") ?? 2048,
             RmsNormEps = OptionalDouble(root, "rms_norm_eps") ?? 1e-6,
             RopeTheta = theta,

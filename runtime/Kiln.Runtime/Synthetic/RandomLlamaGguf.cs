@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using Kiln.Runtime.Formats.Gguf;
+using Kiln.Runtime.Tensors;
 
 namespace Kiln.Runtime.Synthetic;
 
@@ -37,7 +38,7 @@ public static class RandomLlamaGguf
         var specs = Specs(options);
         var data = new byte[specs.Count][];
         var order = Enumerable.Range(0, specs.Count).OrderByDescending(i => specs[i].Count).ToArray();
-        Parallel.ForEach(order, i => data[i] = Generate(specs[i], options.Seed));
+        Parallel.ForEach(order, i => data[i] = Generate(specs[i], options));
         foreach (var (spec, bytes) in specs.Zip(data))
         {
             writer.AddRawTensor(spec.Name, spec.Dims, spec.Type, bytes);
@@ -177,13 +178,16 @@ public static class RandomLlamaGguf
         return specs;
     }
 
-    private static byte[] Generate(Spec spec, ulong seed)
+    private static byte[] Generate(Spec spec, RandomLlamaOptions options)
     {
         int count = checked((int)spec.Count);
+        var rounding = spec.Init == Init.Matrix ? options.RoundWeightsThrough : null;
         if (spec.Type == GgmlType.F32)
         {
             var bytes = new byte[count * sizeof(float)];
-            Fill(spec, seed, MemoryMarshal.Cast<byte, float>(bytes.AsSpan()));
+            var floats = MemoryMarshal.Cast<byte, float>(bytes.AsSpan());
+            Fill(spec, options.Seed, floats);
+            RoundThrough(floats, rounding);
             return bytes;
         }
 
@@ -191,7 +195,8 @@ public static class RandomLlamaGguf
         try
         {
             var values = buffer.AsSpan(0, count);
-            Fill(spec, seed, values);
+            Fill(spec, options.Seed, values);
+            RoundThrough(values, rounding);
             return GgufWriter.Encode(values, spec.Type);
         }
         finally
@@ -227,6 +232,46 @@ public static class RandomLlamaGguf
         if (i2 < values.Length)
         {
             values[i2] = offset + (amplitude * Signed((uint)random.Next()));
+        }
+    }
+
+    /// <summary>Replaces the values by what storing them as <paramref name="type"/> and reading them back gives.</summary>
+    private static void RoundThrough(Span<float> values, GgmlType? type)
+    {
+        switch (type)
+        {
+            case null or GgmlType.F32:
+                return;
+            case GgmlType.F16:
+                for (int i = 0; i < values.Length; i++)
+                {
+                    values[i] = (float)(Half)values[i];
+                }
+
+                return;
+            case GgmlType.BF16:
+                for (int i = 0; i < values.Length; i++)
+                {
+                    values[i] = BitConverter.UInt32BitsToSingle((uint)GgufWriter.ToBFloat16(values[i]) << 16);
+                }
+
+                return;
+            case GgmlType.Q8_0:
+                const int Block = WeightTypeInfo.Q8BlockSize, BlockBytes = WeightTypeInfo.Q8BlockBytes;
+                byte[] encoded = GgufWriter.QuantizeQ8(values);
+                for (int b = 0; b < values.Length / Block; b++)
+                {
+                    var block = encoded.AsSpan(b * BlockBytes, BlockBytes);
+                    float scale = (float)MemoryMarshal.Read<Half>(block);
+                    for (int i = 0; i < Block; i++)
+                    {
+                        values[(b * Block) + i] = scale * (sbyte)block[2 + i];
+                    }
+                }
+
+                return;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(type), type, null);
         }
     }
 

@@ -36,6 +36,13 @@ public sealed record RandomLlamaOptions
     public ulong Seed { get; init; } = 42;
 
     /// <summary>
+    /// When set, every weight matrix's values are first rounded through this type (encoded, then decoded back to float)
+    /// and only then stored as <see cref="WeightType"/>. With the same seed, an F32 file rounded through Q8_0 holds
+    /// exactly the weights of the Q8_0 file, in a form every engine multiplies in float32.
+    /// </summary>
+    public GgmlType? RoundWeightsThrough { get; init; }
+
+    /// <summary>
     /// Optional RoPE frequency factors (llama3-style scaling), one a rotary pair (<see cref="HeadDim"/> / 2 values),
     /// written as the <c>rope_freqs.weight</c> tensor; see <see cref="RandomLlamaGguf.Llama3RopeFactors"/>.
     /// </summary>
@@ -69,7 +76,7 @@ public sealed record RandomLlamaOptions
             return string.Create(
                 c,
                 $"llama-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
-                $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}-s{Seed}{rope}");
+                $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}{(RoundWeightsThrough is { } r ? "-via" + r : "")}-s{Seed}{rope}");
         }
     }
 
@@ -94,5 +101,9 @@ public sealed record RandomLlamaOptions
             WeightType != GgmlType.Q8_0 || (Hidden % 32 == 0 && Intermediate % 32 == 0 && (Heads * HeadDim) % 32 == 0),
             "Q8_0 needs hidden, intermediate and heads * head_dim to be multiples of 32");
         Check(WeightType is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0, $"unsupported weight type {WeightType}");
+        Check(
+            RoundWeightsThrough is null or GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 ||
+            (RoundWeightsThrough == GgmlType.Q8_0 && Hidden % 32 == 0 && Intermediate % 32 == 0 && (Heads * HeadDim) % 32 == 0),
+            $"cannot round weights through {RoundWeightsThrough}");
     }
 }

@@ -1,1 +1,0 @@
-namespace Kiln.Tokenization; internal static class Placeholder { }
