@@ -22,7 +22,7 @@ public sealed class BlockManager
     private readonly long[] _chainId;  // identity of the logical content (prefix + tokens); unique per published block
     private readonly long[] _parentId; // chain id of the previous block when published (0 for a first block)
     private readonly int[] _tokens;    // token ids of published blocks, so a hash collision is detected instead of served
-    private readonly Dictionary<ulong, int> _published = [];
+    private readonly Dictionary<ulong, int> _published;
     private long _nextChainId = 1;
     private int _cachedFree;
 
@@ -53,6 +53,7 @@ public sealed class BlockManager
         _chainId = new long[blockCount];
         _parentId = new long[blockCount];
         _tokens = prefixCaching ? new int[blockCount * blockSize] : [];
+        _published = new Dictionary<ulong, int>(prefixCaching ? blockCount : 0); // sized once: never rehashes
     }
 
     public int BlockSize { get; }
@@ -113,6 +114,7 @@ public sealed class BlockManager
         return hits * BlockSize;
     }
 
+    /// <summary>Publishes newly full blocks; a block equal to a published one (same tokens after the same prefix) is only recorded.</summary>
     public void CommitFullBlocks(ReadOnlySpan<int> tokens, List<int> blockTable, int computedTokens, ref int committedBlocks)
     {
         ArgumentNullException.ThrowIfNull(blockTable);
@@ -182,6 +184,7 @@ public sealed class BlockManager
         return !needsBlock || FreeBlockCount > 0;
     }
 
+    /// <summary>Throws InvalidOperationException if position newLength-1 lies in a committed (full, published) block.</summary>
     public (int Source, int Destination)? PrepareAppend(int newLength, List<int> blockTable)
     {
         var index = AppendIndex(newLength, blockTable);
