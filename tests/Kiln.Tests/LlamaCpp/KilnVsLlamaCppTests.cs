@@ -119,7 +119,14 @@ public class KilnVsLlamaCppTests
         // Rows of several Q8_0 blocks, 8 query heads over 2 KV heads, three layers, a longer prompt.
         var options = new RandomLlamaOptions
         {
-            VocabSize = 1000, Hidden = 256, Intermediate = 640, Layers = 3, Heads = 8, KvHeads = 2, WeightType = GgmlType.Q8_0, Seed = 5,
+            VocabSize = 1000,
+            Hidden = 256,
+            Intermediate = 640,
+            Layers = 3,
+            Heads = 8,
+            KvHeads = 2,
+            WeightType = GgmlType.Q8_0,
+            Seed = 5,
         };
         var comparison = Compare(options, options with { WeightType = GgmlType.F32, RoundWeightsThrough = GgmlType.Q8_0 }, promptLength: 96);
 

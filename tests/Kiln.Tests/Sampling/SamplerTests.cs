@@ -214,7 +214,8 @@ public class SamplerTests
             "top_k" => new SamplingParams { TopK = 40, PresencePenalty = 0.5f },
             "top_p" => new SamplingParams { TopP = 0.9f },
             _ => new SamplingParams { TopK = 40, TopP = 0.9f, MinP = 0.02f, RepetitionPenalty = 1.1f, PresencePenalty = 0.1f, FrequencyPenalty = 0.1f },
-        }) with { Seed = 3 };
+        }) with
+        { Seed = 3 };
         const int Vocab = 4096;
         float[] logits = RandomLogits(Vocab, seed: 10, scale: 6);
         var sampler = new Sampler(Vocab);

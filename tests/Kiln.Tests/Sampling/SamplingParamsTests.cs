@@ -51,8 +51,19 @@ public class SamplingParamsTests
         SamplingParams.Greedy.Validate();
         new SamplingParams
         {
-            Temperature = 0, TopP = 1, TopK = 0, MinP = 1, RepetitionPenalty = 2, PresencePenalty = -2, FrequencyPenalty = 2,
-            MaxTokens = 1, N = 4, LogProbs = 20, Stop = ["a", "b", "c", "d"], StopTokenIds = [0], IgnoreEos = true,
+            Temperature = 0,
+            TopP = 1,
+            TopK = 0,
+            MinP = 1,
+            RepetitionPenalty = 2,
+            PresencePenalty = -2,
+            FrequencyPenalty = 2,
+            MaxTokens = 1,
+            N = 4,
+            LogProbs = 20,
+            Stop = ["a", "b", "c", "d"],
+            StopTokenIds = [0],
+            IgnoreEos = true,
         }.Validate();
         new SamplingParams { LogProbs = 0 }.Validate();
     }
