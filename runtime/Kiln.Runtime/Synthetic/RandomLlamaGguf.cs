@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using Kiln.Runtime.Formats.Gguf;
+using Kiln.Runtime.Models;
 using Kiln.Runtime.Tensors;
 
 namespace Kiln.Runtime.Synthetic;
@@ -217,21 +218,21 @@ public static class RandomLlamaGguf
             return;
         }
 
-        var random = new SplitMix64(seed ^ Fnv1a(spec.Name));
+        var random = new DeterministicRandom(seed ^ Fnv1a(spec.Name));
         // Uniform on [-a, a] has standard deviation a / sqrt(3).
         float amplitude = spec.Init == Init.Matrix ? spec.Scale * MathF.Sqrt(3f) : spec.Scale;
         float offset = spec.Init == Init.Norm ? 1f : 0f;
         int i2 = 0;
         for (; i2 + 1 < values.Length; i2 += 2)
         {
-            ulong bits = random.Next();
+            ulong bits = random.NextUInt64();
             values[i2] = offset + (amplitude * Signed((uint)bits));
             values[i2 + 1] = offset + (amplitude * Signed((uint)(bits >> 32)));
         }
 
         if (i2 < values.Length)
         {
-            values[i2] = offset + (amplitude * Signed((uint)random.Next()));
+            values[i2] = offset + (amplitude * Signed((uint)random.NextUInt64()));
         }
     }
 
@@ -287,18 +288,5 @@ public static class RandomLlamaGguf
         }
 
         return hash;
-    }
-
-    private struct SplitMix64(ulong state)
-    {
-        private ulong _state = state;
-
-        public ulong Next()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
     }
 }
