@@ -71,16 +71,20 @@ internal sealed class EngineCore : IDisposable
 
     public bool HasWork => _scheduler.HasWork;
 
+    /// <summary>Sequences waiting for admission as of the last step (published for admission control).</summary>
+    public int PublishedWaiting => Volatile.Read(ref _waiting);
+
     public void ValidateFits(int[] prompt, int maxTokens)
     {
         if (maxTokens < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(maxTokens), maxTokens, "max_tokens must be at least 1");
+            // max_tokens was left to the engine and the prompt alone fills the context.
+            throw new ContextLengthExceededException($"the prompt has {prompt.Length} tokens, which leaves no room for output in the context length of {MaxModelLength}");
         }
 
         if ((long)prompt.Length + maxTokens > MaxModelLength)
         {
-            throw new ArgumentException($"the prompt has {prompt.Length} tokens; with max_tokens {maxTokens} that exceeds the context length of {MaxModelLength}");
+            throw new ContextLengthExceededException($"the prompt has {prompt.Length} tokens; with max_tokens {maxTokens} that exceeds the context length of {MaxModelLength}");
         }
     }
 

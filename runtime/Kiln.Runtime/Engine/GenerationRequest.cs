@@ -73,3 +73,22 @@ public sealed class EngineOverloadedException : Exception
     {
     }
 }
+
+/// <summary>A prompt that, with the requested output, does not fit the model's context: the HTTP layer answers 400 context_length_exceeded.</summary>
+public sealed class ContextLengthExceededException : ArgumentException
+{
+    public ContextLengthExceededException()
+        : base("the prompt does not fit the context length")
+    {
+    }
+
+    public ContextLengthExceededException(string message)
+        : base(message)
+    {
+    }
+
+    public ContextLengthExceededException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

@@ -66,7 +66,8 @@ public sealed class InferenceEngine : IDisposable
         int maxTokens = request.Sampling.MaxTokens ?? (MaxModelLength - prompt.Length);
         _core.ValidateFits(prompt, maxTokens);
 
-        if (Interlocked.Increment(ref _queued) > _maxWaiting)
+        // Waiting = submitted but not yet drained by the engine thread, plus waiting in the scheduler's queue.
+        if (Interlocked.Increment(ref _queued) + _core.PublishedWaiting > _maxWaiting)
         {
             Interlocked.Decrement(ref _queued);
             throw new EngineOverloadedException($"the engine is overloaded: {_maxWaiting} requests are already waiting; retry later");

@@ -19,6 +19,7 @@ internal sealed class Scheduler
     private readonly PriorityQueue<Sequence, (int Priority, long Arrival)> _waiting = new();
     private readonly List<Sequence> _running = [];
     private readonly ScheduledStep _step;
+    private int _liveWaiting; // waiting sequences not cancelled (cancelled ones leave the queue lazily)
 
     public Scheduler(BlockManager blocks, int maxBatchedTokens, int maxSequences, int blockTableStride)
     {
@@ -28,7 +29,7 @@ internal sealed class Scheduler
         _step = new ScheduledStep(maxBatchedTokens, maxSequences, blockTableStride);
     }
 
-    public int WaitingCount => _waiting.Count;
+    public int WaitingCount => _liveWaiting;
 
     public int RunningCount => _running.Count;
 
@@ -42,6 +43,7 @@ internal sealed class Scheduler
     {
         sequence.Status = SequenceStatus.Waiting;
         _waiting.Enqueue(sequence, (sequence.Request.Priority, sequence.Arrival));
+        _liveWaiting++;
     }
 
     /// <summary>Adds a sequence that shares a running sequence's blocks (parallel sampling).</summary>
@@ -92,6 +94,7 @@ internal sealed class Scheduler
             }
 
             _waiting.Dequeue();
+            _liveWaiting--;
             int cached = _blocks.Allocate(CollectionsMarshal.AsSpan(next.Tokens), next.BlockTable);
             next.ComputedTokens = cached;
             if (next.CachedPromptTokens < 0)
@@ -122,6 +125,10 @@ internal sealed class Scheduler
         if (sequence.Status == SequenceStatus.Running)
         {
             _running.Remove(sequence);
+        }
+        else if (sequence.Status == SequenceStatus.Waiting)
+        {
+            _liveWaiting--; // it stays in the queue until it reaches the head, marked finished
         }
 
         _blocks.Free(sequence.BlockTable);

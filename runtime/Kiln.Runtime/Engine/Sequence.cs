@@ -5,6 +5,8 @@ namespace Kiln.Runtime.Engine;
 
 internal enum SequenceStatus
 {
+    /// <summary>Built on the caller's thread, not yet handed to the scheduler.</summary>
+    Created,
     Waiting,
     Running,
     Finished,
@@ -47,7 +49,7 @@ internal sealed class Sequence
     /// <summary>Full blocks already published to the prefix cache.</summary>
     public int CommittedBlocks;
 
-    public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
+    public SequenceStatus Status { get; set; } = SequenceStatus.Created;
 
     public SamplingState Sampling { get; }
 

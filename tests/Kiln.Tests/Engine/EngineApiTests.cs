@@ -42,6 +42,31 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     }
 
     [Fact]
+    public async Task WaitingQueueBound_CountsRequestsTheEngineAlreadyQueued()
+    {
+        // One sequence runs at a time; the rest wait in the scheduler. The bound must hold after the engine thread
+        // has drained its inbox, not only for requests it has not seen yet.
+        using var engine = fixture.CreateEngine(maxSequences: 1, maxWaiting: 3, maxBatchedTokens: 16);
+        using var cts = new CancellationTokenSource();
+        var accepted = new List<IAsyncEnumerable<TokenEvent>> { engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(0, 20), maxTokens: 300), cts.Token) };
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (engine.GetStats().RunningSequences == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        for (int i = 1; i <= 3; i++)
+        {
+            accepted.Add(engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(i, 20), maxTokens: 300), cts.Token));
+        }
+
+        await Task.Delay(100); // several steps: the inbox is certainly drained into the scheduler by now
+        Assert.Equal(3, engine.GetStats().WaitingRequests);
+        Assert.Throws<EngineOverloadedException>(() => engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(9, 20), maxTokens: 4)));
+        await cts.CancelAsync();
+    }
+
+    [Fact]
     public async Task ParallelSamples_ShareThePromptAndReproduce()
     {
         using var engine = fixture.CreateEngine(blockSize: 4);
@@ -93,7 +118,7 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     {
         using var engine = fixture.CreateEngine(blocks: 64, blockSize: 4);
         Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(EngineTestModel.Request([1, 2, 99999], maxTokens: 4)));
-        Assert.Throws<ArgumentException>(() => engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(1, 250), maxTokens: 100)));
+        Assert.Throws<ContextLengthExceededException>(() => engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(1, 250), maxTokens: 100)));
         Assert.ThrowsAny<ArgumentException>(() => engine.Submit(new GenerationRequest { PromptTokenIds = [5], Sampling = new SamplingParams { TopP = 0 } }));
     }
 
