@@ -1,19 +1,37 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Kiln.Runtime.Tensors;
 
 namespace Kiln.Runtime.Cpu;
 
 /// <summary>
 /// y[t, r] = sum_c x[t, c] * W[r, c] (+ bias[r]) for all tokens of a step at once: one pass over the weights per step,
-/// whatever the number of tokens. Work is split into tiles of rows; each tile widens its rows to float32 once
-/// (BF16/F16/Q8_0 stay in their stored form in memory) and reuses them for every token.
+/// whatever the number of tokens. Work is split into tiles of 16 rows, each multiplied against tiles of 32 tokens with
+/// register-blocked kernels (<see cref="IDotKernel"/>).
+/// <para>
+/// F32 rows are read in place. F16, BF16 and Q8_0 rows are read in their stored form by fused kernels that convert in
+/// registers when a step has few tokens (decode), since then each weight is used once and a widened copy would only add
+/// memory traffic; with more tokens each tile is widened once into per-worker scratch and the conversion is amortised
+/// over the tokens. Both paths load the same float32 values and run the same operations per (row, token), so results
+/// are bit-identical whichever path and however many tokens a step has.
+/// </para>
 /// </summary>
 internal sealed unsafe class MatMulKernel : IParallelWork
 {
+    /// <summary>
+    /// Steps with at least this many tokens widen tiles of this type into scratch; fewer run fused (results are the same
+    /// either way). Measured on the bench model's matrices, 2 threads: F16's conversion (7 vector ops per 8 values)
+    /// makes widening win from about 8 tokens (fused 1.4x faster at 2-4 tokens, widened 1.3x at 8); BF16 and Q8_0
+    /// convert cheaply enough that fused stays ahead up to 32 tokens (10-40%), widened ahead at 128 (4-15%).
+    /// </summary>
+    internal static int WidenFromTokens(WeightType type) => type == WeightType.F16 ? 6 : 64;
+
     private const int RowTile = 16;
     private const int TokenTile = 32;
 
-    private readonly float[][] _scratch;
+    private readonly float[][] _scratchArrays;
+    private readonly nint[] _scratch;
+    private readonly int _maxColumns;
     private WeightMatrix? _weights;
     private float* _x;
     private float* _y;
@@ -23,16 +41,28 @@ internal sealed unsafe class MatMulKernel : IParallelWork
 
     public MatMulKernel(int workers, int maxColumns)
     {
-        _scratch = new float[workers][];
+        // Room for a widened tile in either layout: float32 rows padded to 8 floats, or Q8_0 rows at 40 floats a block.
+        _maxColumns = maxColumns;
+        int rowFloats = (maxColumns + 31) / 32 * Q8Widened.BlockFloats;
+        _scratchArrays = new float[workers][];
+        _scratch = new nint[workers];
         for (int i = 0; i < workers; i++)
         {
-            _scratch[i] = new float[RowTile * maxColumns];
+            // Pinned, and used from a 32-byte aligned start so that widened rows load without cache-line splits.
+            _scratchArrays[i] = GC.AllocateArray<float>((RowTile * rowFloats) + 8, pinned: true);
+            nint start = (nint)Unsafe.AsPointer(ref _scratchArrays[i][0]);
+            _scratch[i] = (start + 31) & ~(nint)31;
         }
     }
 
     /// <summary>x is [tokens x W.Columns], y is [tokens x W.Rows]; both contiguous.</summary>
     public void Run(WorkerPool pool, WeightMatrix weights, float* x, float* y, int tokens, float[]? bias = null)
     {
+        if (weights.Columns > _maxColumns)
+        {
+            throw new ArgumentException($"{weights.Name}: {weights.Columns} columns, scratch sized for {_maxColumns}", nameof(weights));
+        }
+
         _weights = weights;
         _x = x;
         _y = y;
@@ -50,25 +80,37 @@ internal sealed unsafe class MatMulKernel : IParallelWork
         int columns = w.Columns;
         int rowStart = item * RowTile;
         int rowCount = Math.Min(RowTile, w.Rows - rowStart);
-        var scratch = _scratch[worker];
+        byte* stored = w.Data + (w.RowBytes * rowStart);
+        float* scratch = (float*)_scratch[worker];
 
-        // Widen the tile's rows once; float32 rows are read in place.
-        bool inPlace = w.Type == WeightType.F32;
-        if (!inPlace)
+        if (!DotKernels.Blocked)
         {
-            for (int r = 0; r < rowCount; r++)
+            MultiplyPortable(w, scratch, rowStart, rowCount);
+        }
+        else if (w.Type == WeightType.F32)
+        {
+            MultiplyTile<FloatDot<F32Row>>(stored, w.RowBytes, rowStart, rowCount, columns);
+        }
+        else if (_tokens < WidenFromTokens(w.Type))
+        {
+            switch (w.Type)
             {
-                w.ReadRow(rowStart + r, scratch.AsSpan(r * columns, columns));
+                case WeightType.F16:
+                    MultiplyTile<FloatDot<F16Row>>(stored, w.RowBytes, rowStart, rowCount, columns);
+                    break;
+                case WeightType.BF16:
+                    MultiplyTile<FloatDot<BF16Row>>(stored, w.RowBytes, rowStart, rowCount, columns);
+                    break;
+                case WeightType.Q8_0:
+                    MultiplyTile<Q8Dot<Q8Packed>>(stored, w.RowBytes, rowStart, rowCount, columns);
+                    break;
+                default:
+                    throw new InvalidOperationException($"unsupported weight type {w.Type}");
             }
         }
-
-        fixed (float* widened = scratch)
+        else
         {
-            float* rows = inPlace ? (float*)(w.Data + (w.RowBytes * rowStart)) : widened;
-            for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
-            {
-                MultiplyTile(rows, rowStart, rowCount, t0, Math.Min(_tokens, t0 + TokenTile), columns);
-            }
+            MultiplyWidened(w, stored, scratch, rowStart, rowCount);
         }
 
         if (_bias is not null)
@@ -81,41 +123,100 @@ internal sealed unsafe class MatMulKernel : IParallelWork
         }
     }
 
-    /// <summary>Rows are contiguous: row r of the tile starts at rows + r * columns.</summary>
-    private void MultiplyTile(float* rows, int rowStart, int rowCount, int t0, int t1, int columns)
+    /// <summary>Widens the tile's rows once into scratch, then multiplies all tokens against the copy.</summary>
+    private void MultiplyWidened(WeightMatrix w, byte* stored, float* scratch, int rowStart, int rowCount)
     {
-        int r = 0;
-        if (DotKernels.Blocked)
+        int columns = w.Columns;
+        if (w.Type == WeightType.Q8_0)
         {
+            int blocks = columns / WeightTypeInfo.Q8BlockSize;
+            int rowFloats = blocks * Q8Widened.BlockFloats;
+            for (int r = 0; r < rowCount; r++)
+            {
+                Q8Widened.Widen(stored + (w.RowBytes * r), scratch + ((long)r * rowFloats), blocks);
+            }
+
+            MultiplyTile<Q8Dot<Q8Widened>>((byte*)scratch, rowFloats * sizeof(float), rowStart, rowCount, columns);
+            return;
+        }
+
+        int stride = (columns + 7) & ~7;
+        for (int r = 0; r < rowCount; r++)
+        {
+            byte* row = stored + (w.RowBytes * r);
+            float* destination = scratch + ((long)r * stride);
+            switch (w.Type)
+            {
+                case WeightType.F16:
+                    FloatDot<F16Row>.Widen(row, destination, columns);
+                    break;
+                case WeightType.BF16:
+                    FloatDot<BF16Row>.Widen(row, destination, columns);
+                    break;
+                default:
+                    throw new InvalidOperationException($"unsupported weight type {w.Type}");
+            }
+        }
+
+        MultiplyTile<FloatDot<F32Row>>((byte*)scratch, stride * sizeof(float), rowStart, rowCount, columns);
+    }
+
+    /// <summary>Row r of the tile starts at rows + r * rowBytes.</summary>
+    private void MultiplyTile<TDot>(byte* rows, long rowBytes, int rowStart, int rowCount, int columns)
+        where TDot : IDotKernel
+    {
+        for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
+        {
+            int t1 = Math.Min(_tokens, t0 + TokenTile);
+            int r = 0;
             for (; r + 4 <= rowCount; r += 4)
             {
-                float* w0 = rows + ((long)r * columns);
-                float* w1 = w0 + columns;
-                float* w2 = w1 + columns;
-                float* w3 = w2 + columns;
+                byte* w0 = rows + (r * rowBytes);
+                byte* w1 = w0 + rowBytes;
+                byte* w2 = w1 + rowBytes;
+                byte* w3 = w2 + rowBytes;
                 int t = t0;
                 for (; t + 2 <= t1; t += 2)
                 {
-                    float* y0 = _y + ((long)t * _yStride) + rowStart + r;
-                    DotKernels.Rows4Tokens2(w0, w1, w2, w3, X(t), X(t + 1), columns, y0, y0 + _yStride);
+                    float* y0 = Y(t, rowStart + r);
+                    TDot.Rows4Tokens2(w0, w1, w2, w3, X(t), X(t + 1), columns, y0, y0 + _yStride);
                 }
 
                 if (t < t1)
                 {
-                    DotKernels.Rows4Tokens1(w0, w1, w2, w3, X(t), columns, _y + ((long)t * _yStride) + rowStart + r);
+                    TDot.Rows4Tokens1(w0, w1, w2, w3, X(t), columns, Y(t, rowStart + r));
+                }
+            }
+
+            for (; r < rowCount; r++)
+            {
+                byte* row = rows + (r * rowBytes);
+                for (int t = t0; t < t1; t++)
+                {
+                    *Y(t, rowStart + r) = TDot.Row1(row, X(t), columns);
                 }
             }
         }
+    }
 
-        for (; r < rowCount; r++)
+    /// <summary>Without AVX2/FMA: each row widened by WeightMatrix.ReadRow, then TensorPrimitives.Dot per token.</summary>
+    private void MultiplyPortable(WeightMatrix w, float* scratch, int rowStart, int rowCount)
+    {
+        var row = new Span<float>(scratch, w.Columns);
+        for (int r = 0; r < rowCount; r++)
         {
-            float* row = rows + ((long)r * columns);
-            for (int t = t0; t < t1; t++)
+            var values = w.RowAsFloat(rowStart + r, row);
+            fixed (float* v = values)
             {
-                _y[((long)t * _yStride) + rowStart + r] = DotKernels.Dot(row, X(t), columns);
+                for (int t = 0; t < _tokens; t++)
+                {
+                    *Y(t, rowStart + r) = DotKernels.Dot(v, X(t), w.Columns);
+                }
             }
         }
     }
 
     private float* X(int token) => _x + ((long)token * _weights!.Columns);
+
+    private float* Y(int token, int row) => _y + ((long)token * _yStride) + row;
 }

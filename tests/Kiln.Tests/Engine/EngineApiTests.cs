@@ -46,7 +46,16 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     {
         // One sequence runs at a time; the rest wait in the scheduler. The bound must hold after the engine thread
         // has drained its inbox, not only for requests it has not seen yet.
-        using var engine = fixture.CreateEngine(maxSequences: 1, maxWaiting: 3, maxBatchedTokens: 16);
+        // Each step is slowed down so the running request cannot finish (and let a waiting one in) during the test.
+        var slow = new ObservedRunner(new CpuModelRunner(fixture.Model, 16, 512, threads: 2), _ => Thread.Sleep(20));
+        using var engine = new InferenceEngine(fixture.Model, slow, new EngineOptions
+        {
+            BlockSize = 4,
+            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
+            MaxBatchedTokens = 16,
+            MaxSequences = 1,
+            MaxWaitingRequests = 3,
+        });
         using var cts = new CancellationTokenSource();
         var accepted = new List<IAsyncEnumerable<TokenEvent>> { engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(0, 20), maxTokens: 300), cts.Token) };
         var deadline = DateTime.UtcNow.AddSeconds(10);

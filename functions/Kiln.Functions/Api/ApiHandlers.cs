@@ -1,0 +1,299 @@
+using System.Text.Json;
+using Kiln.Functions.Hosting;
+using Kiln.Functions.OpenAi;
+using Kiln.Runtime.Engine;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Functions.Api;
+
+/// <summary>
+/// The endpoints' code, shared by the Functions triggers (worker mode) and the standalone Kestrel routes: each takes
+/// the request's <see cref="HttpContext"/> and writes the whole answer, streamed or not. No trigger holds logic.
+/// </summary>
+public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ILogger<ApiHandlers> logger)
+{
+    /// <summary>The engine priority of interactive HTTP calls: the most urgent (queue jobs use higher numbers).</summary>
+    public const int HttpPriority = 0;
+
+    public Task ChatCompletionsAsync(HttpContext context) => ChatCompletionsAsync(context, HttpPriority);
+
+    /// <summary>The chat endpoint at an engine priority of the caller's choice (queue jobs run behind HTTP).</summary>
+    public Task ChatCompletionsAsync(HttpContext context, int priority) => RunAsync(context, "chat_completions", c => ChatAsync(c, priority));
+
+    public Task CompletionsAsync(HttpContext context) => CompletionsAsync(context, HttpPriority);
+
+    public Task CompletionsAsync(HttpContext context, int priority) => RunAsync(context, "completions", c => CompletionAsync(c, priority));
+
+    public Task ModelsAsync(HttpContext context) => RunAsync(context, "models", c =>
+        WriteJsonAsync(c, StatusCodes.Status200OK, w => OpenAiResponses.WriteModelList(w, model.ModelId, model.Created)));
+
+    /// <summary>Liveness: the process answers, whatever the model is doing.</summary>
+    public Task HealthAsync(HttpContext context) => WriteJsonAsync(context, StatusCodes.Status200OK, w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("status", "ok");
+        w.WriteEndObject();
+    });
+
+    /// <summary>Readiness: 200 once the model is loaded, 503 while it loads or after it failed.</summary>
+    public Task ReadyAsync(HttpContext context)
+    {
+        var state = model.State;
+        return WriteJsonAsync(context, state == ModelState.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status", state switch { ModelState.Ready => "ready", ModelState.Loading => "loading", _ => "failed" });
+            w.WriteString("model", model.ModelId);
+            if (model.LoadError is { } error)
+            {
+                w.WriteString("error", error.Message);
+            }
+
+            w.WriteEndObject();
+        });
+    }
+
+    /// <summary>
+    /// The engine's load as JSON, for the KEDA scaler (scaler/Kiln.Scaler/Sources/PodStatsSource.cs reads it):
+    /// an idle zero while the model loads, so a loading pod neither blocks scale-to-zero nor adds backlog.
+    /// </summary>
+    public Task StatsAsync(HttpContext context)
+    {
+        var stats = model.Engine?.GetStats();
+        return WriteJsonAsync(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("model", model.ModelId);
+            w.WriteString("state", model.State.ToString().ToLowerInvariant());
+            w.WriteNumber("waitingRequests", stats?.WaitingRequests ?? 0);
+            w.WriteNumber("runningSequences", stats?.RunningSequences ?? 0);
+            w.WriteNumber("pendingPromptTokens", stats?.PendingPromptTokens ?? 0);
+            w.WriteNumber("pendingDecodeTokens", stats?.PendingDecodeTokens ?? 0);
+            w.WriteNumber("tokenBacklog", stats?.TokenBacklog ?? 0);
+            w.WriteNumber("kvBlocksUsed", stats?.KvBlocksUsed ?? 0);
+            w.WriteNumber("kvBlocksTotal", stats?.KvBlocksTotal ?? 0);
+            w.WriteNumber("tensorParallelSize", stats?.TensorParallelSize ?? 0);
+            w.WriteStartArray("deviceIds");
+            foreach (int id in stats?.DeviceIds ?? [])
+            {
+                w.WriteNumberValue(id);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    public async Task MetricsAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+        await metrics.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private async Task ChatAsync(HttpContext context, int priority)
+    {
+        var engine = RequireEngine();
+        using var body = await ReadJsonAsync(context).ConfigureAwait(false);
+        var request = OpenAiRequests.ParseChat(body.RootElement);
+        RequireModel(request.Options.Model);
+        var template = model.Template;
+        string prompt;
+        try
+        {
+            prompt = template.Render(request.Messages);
+        }
+        catch (ArgumentException e)
+        {
+            throw InferenceCall.MapArgumentError(e, "messages");
+        }
+
+        var header = Header("chatcmpl", request.Options.Stream ? OpenAiResponses.ChatChunkObject : OpenAiResponses.ChatCompletionObject);
+
+        // A template that writes BOS itself must not get a second one from the tokenizer.
+        using var call = InferenceCall.Start(
+            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, context.RequestAborted);
+        await AnswerAsync(context, engine, call, header, request.Options, chat: true).ConfigureAwait(false);
+    }
+
+    private async Task CompletionAsync(HttpContext context, int priority)
+    {
+        var engine = RequireEngine();
+        using var body = await ReadJsonAsync(context).ConfigureAwait(false);
+        var request = OpenAiRequests.ParseCompletion(body.RootElement);
+        RequireModel(request.Options.Model);
+        var header = Header("cmpl", OpenAiResponses.CompletionObject);
+        using var call = InferenceCall.Start(
+            engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, context.RequestAborted);
+        await AnswerAsync(context, engine, call, header, request.Options, chat: false).ConfigureAwait(false);
+    }
+
+    private static async Task AnswerAsync(HttpContext context, InferenceEngine engine, InferenceCall call, ResponseHeader header, GenerationOptions options, bool chat)
+    {
+        var texts = options.LogProbs ? new TokenTexts(engine.Model.Tokenizer) : null;
+        if (options.Stream)
+        {
+            await StreamAsync(context, call, header, options, texts, chat).ConfigureAwait(false);
+            return;
+        }
+
+        var choices = Enumerable.Range(0, call.ChoiceCount).Select(i => new ChoiceResult(i)).ToArray();
+        await foreach (var (index, e) in call.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
+        {
+            var choice = choices[index];
+            if (texts is not null && e.TokenId >= 0)
+            {
+                choice.LogProbs.Add(new LogProbEntry(e.TokenId, e.LogProb, e.TopLogProbs, choice.Text.Length));
+            }
+
+            choice.Text.Append(e.Text);
+            choice.FinishReason = e.FinishReason ?? choice.FinishReason;
+        }
+
+        await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
+        {
+            if (chat)
+            {
+                OpenAiResponses.WriteChatCompletion(w, header, choices, call.Usage, texts);
+            }
+            else
+            {
+                OpenAiResponses.WriteCompletion(w, header, choices, call.Usage, texts);
+            }
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>One SSE chunk per token as the engine produces it; a chat stream opens each choice with its role.</summary>
+    private static async Task StreamAsync(HttpContext context, InferenceCall call, ResponseHeader header, GenerationOptions options, TokenTexts? texts, bool chat)
+    {
+        var aborted = context.RequestAborted;
+        using var sse = new SseWriter(context.Response);
+        await sse.StartAsync(aborted).ConfigureAwait(false);
+        if (chat)
+        {
+            for (int i = 0; i < call.ChoiceCount; i++)
+            {
+                int index = i;
+                await sse.WriteAsync(w => OpenAiResponses.WriteChatChunk(w, header, index, withRole: true, string.Empty, null, null, null), aborted).ConfigureAwait(false);
+            }
+        }
+
+        var offsets = new int[call.ChoiceCount];
+        await foreach (var (index, e) in call.ReadAllAsync(aborted).ConfigureAwait(false))
+        {
+            LogProbEntry[]? logProbs = texts is not null && e.TokenId >= 0 ? [new LogProbEntry(e.TokenId, e.LogProb, e.TopLogProbs, offsets[index])] : null;
+            offsets[index] += e.Text.Length;
+            if (e.Text.Length == 0 && logProbs is null && e.FinishReason is null)
+            {
+                continue; // text held back (partial UTF-8, undecided stop string): nothing to say yet
+            }
+
+            await sse.WriteAsync(
+                w =>
+                {
+                    if (chat)
+                    {
+                        OpenAiResponses.WriteChatChunk(w, header, index, withRole: false, e.Text.Length > 0 || logProbs is not null ? e.Text : null, logProbs, texts, e.FinishReason);
+                    }
+                    else
+                    {
+                        OpenAiResponses.WriteCompletionChunk(w, header, index, e.Text, logProbs, texts, e.FinishReason);
+                    }
+                },
+                aborted).ConfigureAwait(false);
+        }
+
+        if (options.IncludeUsage)
+        {
+            var usage = call.Usage;
+            await sse.WriteAsync(w => OpenAiResponses.WriteUsageChunk(w, header, usage), aborted).ConfigureAwait(false);
+        }
+
+        await sse.DoneAsync(aborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Turns the protocol's exceptions into OpenAI error bodies and counts every call by status.</summary>
+    private async Task RunAsync(HttpContext context, string endpoint, Func<HttpContext, Task> handle)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            await handle(context).ConfigureAwait(false);
+        }
+        catch (OpenAiException e)
+        {
+            await e.WriteAsync(context.Response).ConfigureAwait(false);
+        }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away: its engine requests were cancelled with RequestAborted and their blocks freed.
+        }
+#pragma warning disable CA1031 // the last resort of a request: an OpenAI-shaped 500, or a cut stream
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            LogFailure(logger, e, endpoint);
+            if (context.Response.HasStarted)
+            {
+                context.Abort(); // a stream cannot change its status; cutting it tells the client it is incomplete
+            }
+            else
+            {
+                await new OpenAiException(StatusCodes.Status500InternalServerError, "The server had an error while processing your request.", "server_error", null, null)
+                    .WriteAsync(context.Response).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            metrics.HttpRequests.WithLabels(endpoint, context.RequestAborted.IsCancellationRequested ? "aborted" : context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
+        }
+    }
+
+    private InferenceEngine RequireEngine() => model.State switch
+    {
+        ModelState.Ready => model.Engine!,
+        ModelState.Loading => throw OpenAiException.Loading(model.ModelId),
+        _ => throw OpenAiException.Unavailable($"The model `{model.ModelId}` failed to load: {model.LoadError?.Message}"),
+    };
+
+    private void RequireModel(string requested)
+    {
+        if (!string.Equals(requested, model.ModelId, StringComparison.Ordinal))
+        {
+            throw OpenAiException.ModelNotFound(requested);
+        }
+    }
+
+    private static async Task<JsonDocument> ReadJsonAsync(HttpContext context)
+    {
+        try
+        {
+            return await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            throw OpenAiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}", null, "invalid_json");
+        }
+    }
+
+    private ResponseHeader Header(string prefix, string objectName) =>
+        new($"{prefix}-{Guid.NewGuid():N}", objectName, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model.ModelId);
+
+    private static async Task WriteJsonAsync(HttpContext context, int status, Action<Utf8JsonWriter> write)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await using (var writer = new Utf8JsonWriter(context.Response.BodyWriter, OpenAiJson.WriterOptions))
+        {
+            write(writer);
+        }
+
+        await context.Response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The {Endpoint} request failed")]
+    private static partial void LogFailure(ILogger logger, Exception exception, string endpoint);
+}

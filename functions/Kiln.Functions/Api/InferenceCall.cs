@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Kiln.Functions.Hosting;
+using Kiln.Functions.OpenAi;
+using Kiln.Runtime.Engine;
+using Kiln.Runtime.Sampling;
+
+namespace Kiln.Functions.Api;
+
+/// <summary>
+/// One API call on the engine: its prompts submitted (one engine request each, all cancelled together when the
+/// caller goes away or fails), their events merged with choice indexes (prompt * n + sample), latency metrics
+/// observed and usage summed. Submission errors become OpenAI errors: 429 when overloaded, 400 when invalid.
+/// </summary>
+public sealed class InferenceCall : IDisposable
+{
+    private readonly IReadOnlyList<IAsyncEnumerable<TokenEvent>> _streams;
+    private readonly CancellationTokenSource _cts;
+    private readonly KilnMetrics _metrics;
+    private readonly int _n;
+    private readonly long _submitted = Stopwatch.GetTimestamp();
+    private int _prompt;
+    private int _cached;
+    private int _completion;
+
+    private InferenceCall(IReadOnlyList<IAsyncEnumerable<TokenEvent>> streams, CancellationTokenSource cts, KilnMetrics metrics, int n)
+    {
+        _streams = streams;
+        _cts = cts;
+        _metrics = metrics;
+        _n = n;
+    }
+
+    /// <summary>How many choices the answer has: prompts times n.</summary>
+    public int ChoiceCount => _streams.Count * _n;
+
+    /// <summary>The call's usage, complete once every event has been read.</summary>
+    public Usage Usage => new(_prompt, _cached, _completion);
+
+    /// <summary>
+    /// Submits every prompt at HTTP priority 0. <paramref name="promptParam"/> names the request field a prompt error
+    /// points at (messages or prompt).
+    /// </summary>
+    public static InferenceCall Start(
+        InferenceEngine engine, IReadOnlyList<PromptInput> prompts, SamplingParams sampling, bool addSpecialTokens,
+        string requestId, string promptParam, KilnMetrics metrics, int priority, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(prompts);
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var streams = new List<IAsyncEnumerable<TokenEvent>>(prompts.Count);
+        try
+        {
+            for (int i = 0; i < prompts.Count; i++)
+            {
+                streams.Add(engine.Submit(
+                    new GenerationRequest
+                    {
+                        Prompt = prompts[i].Text,
+                        PromptTokenIds = prompts[i].TokenIds,
+                        AddSpecialTokens = addSpecialTokens,
+                        Sampling = sampling,
+                        Priority = priority,
+                        RequestId = prompts.Count == 1 ? requestId : $"{requestId}-{i}",
+                    },
+                    cts.Token));
+            }
+        }
+        catch (Exception e) when (e is EngineOverloadedException or ArgumentException or (InvalidOperationException and not ObjectDisposedException))
+        {
+            // Whatever was already submitted must not run for nobody.
+            cts.Cancel();
+            cts.Dispose();
+            throw e switch
+            {
+                EngineOverloadedException => OpenAiException.Overloaded(e.Message),
+                ArgumentException a => MapArgumentError(a, promptParam),
+                _ => OpenAiException.BadRequest(e.Message, promptParam), // a text prompt for a model without a tokenizer
+            };
+        }
+
+        return new InferenceCall(streams, cts, metrics, sampling.N);
+    }
+
+    /// <summary>
+    /// The engine's validation errors name the OpenAI parameter (SamplingParams.Validate); the rest concern the
+    /// prompt: too long for the context, token ids outside the vocabulary, empty.
+    /// </summary>
+    public static OpenAiException MapArgumentError(ArgumentException error, string promptParam)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        string message = error.Message;
+        int cut = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        if (cut > 0)
+        {
+            message = message[..cut];
+        }
+
+        if (error.ParamName is "temperature" or "top_p" or "top_k" or "min_p" or "repetition_penalty" or "presence_penalty"
+            or "frequency_penalty" or "max_tokens" or "n" or "logprobs" or "stop" or "stop_token_ids" or "messages")
+        {
+            return OpenAiException.BadRequest(message, error.ParamName, "invalid_value");
+        }
+
+        return OpenAiException.BadRequest(message, promptParam, error is ContextLengthExceededException ? "context_length_exceeded" : "invalid_value");
+    }
+
+    /// <summary>Every event of every prompt, tagged with its choice index, in the order the engine produced them.</summary>
+    public async IAsyncEnumerable<(int Choice, TokenEvent Event)> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
+        var lastToken = new long[ChoiceCount];
+        bool first = true;
+        await foreach (var (prompt, e) in MergeAsync(linked.Token).ConfigureAwait(false))
+        {
+            int choice = (prompt * _n) + e.SampleIndex;
+            if (e.TokenId >= 0)
+            {
+                long now = Stopwatch.GetTimestamp();
+                if (first)
+                {
+                    _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(_submitted, now).TotalSeconds);
+                    first = false;
+                }
+                else if (lastToken[choice] != 0)
+                {
+                    _metrics.TimePerOutputToken.Observe(Stopwatch.GetElapsedTime(lastToken[choice], now).TotalSeconds);
+                }
+
+                lastToken[choice] = now;
+            }
+
+            if (e.Usage is { } usage)
+            {
+                _prompt += usage.PromptTokens;
+                _cached += usage.CachedPromptTokens;
+                _completion += usage.CompletionTokens;
+                _metrics.PromptTokens.Inc(usage.PromptTokens);
+                _metrics.GenerationTokens.Inc(usage.CompletionTokens);
+            }
+
+            yield return (choice, e);
+        }
+    }
+
+    private async IAsyncEnumerable<(int Prompt, TokenEvent Event)> MergeAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (_streams.Count == 1)
+        {
+            await foreach (var e in _streams[0].WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                yield return (0, e);
+            }
+
+            yield break;
+        }
+
+        // Several prompts run side by side in the engine; a channel interleaves their events as they come.
+        var channel = Channel.CreateUnbounded<(int, TokenEvent)>(new UnboundedChannelOptions { SingleReader = true });
+        var pumps = _streams.Select((stream, i) => PumpAsync(stream, i, channel.Writer, cancellationToken)).ToArray();
+        _ = Task.WhenAll(pumps).ContinueWith(
+            t => channel.Writer.TryComplete(t.Exception?.InnerException), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        await foreach (var item in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            yield return item;
+        }
+    }
+
+    private static async Task PumpAsync(IAsyncEnumerable<TokenEvent> stream, int prompt, ChannelWriter<(int, TokenEvent)> writer, CancellationToken cancellationToken)
+    {
+        await foreach (var e in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            await writer.WriteAsync((prompt, e), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Cancels whatever is still running (a no-op for finished requests) and releases the token source.</summary>
+    public void Dispose()
+    {
+        _cts.Cancel();
+        _cts.Dispose();
+    }
+}

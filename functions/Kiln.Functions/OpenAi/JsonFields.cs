@@ -1,0 +1,122 @@
+using System.Text.Json;
+
+namespace Kiln.Functions.OpenAi;
+
+/// <summary>
+/// Typed reads of a request object's fields with OpenAI's error messages: a wrong type or a missing required field
+/// becomes a 400 naming the field. JSON null counts as absent, as in OpenAI's API.
+/// </summary>
+internal readonly struct JsonFields
+{
+    private readonly JsonElement _root;
+
+    private JsonFields(JsonElement root) => _root = root;
+
+    public static JsonFields Of(JsonElement root) => root.ValueKind == JsonValueKind.Object
+        ? new JsonFields(root)
+        : throw OpenAiException.BadRequest($"The request body must be a JSON object, not {Kind(root)}.", null, "invalid_type");
+
+    public bool TryGet(string name, out JsonElement value) =>
+        _root.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
+
+    public JsonElement Required(string name) => TryGet(name, out var value) ? value : throw Missing(name);
+
+    public string? String(string name, bool required = false)
+    {
+        if (!TryGet(name, out var value))
+        {
+            return required ? throw Missing(name) : null;
+        }
+
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw WrongType(name, "a string", value);
+    }
+
+    public bool? Bool(string name)
+    {
+        if (!TryGet(name, out var value))
+        {
+            return null;
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw WrongType(name, "a boolean", value),
+        };
+    }
+
+    public double? Number(string name)
+    {
+        if (!TryGet(name, out var value))
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number ? value.GetDouble() : throw WrongType(name, "a number", value);
+    }
+
+    public long? Integer(string name)
+    {
+        if (!TryGet(name, out var value))
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long result)
+            ? result
+            : throw WrongType(name, "an integer", value);
+    }
+
+    /// <summary>An integer that must fit an int (larger values are out of range rather than of the wrong type).</summary>
+    public int? Int32(string name)
+    {
+        long? value = Integer(name);
+        return value is null ? null
+            : value is >= int.MinValue and <= int.MaxValue ? (int)value
+            : throw OpenAiException.BadRequest($"Invalid '{name}': {value} is out of range.", name, "integer_out_of_range");
+    }
+
+    /// <summary>OpenAI's <c>stop</c>: a string or an array of strings.</summary>
+    public string[] Strings(string name)
+    {
+        if (!TryGet(name, out var value))
+        {
+            return [];
+        }
+
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return [value.GetString()!];
+        }
+
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            throw WrongType(name, "a string or an array of strings", value);
+        }
+
+        var result = new List<string>();
+        foreach (var item in value.EnumerateArray())
+        {
+            result.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw WrongType(name, "a string or an array of strings", value));
+        }
+
+        return [.. result];
+    }
+
+    public static OpenAiException Missing(string name) =>
+        OpenAiException.BadRequest($"Missing required parameter: '{name}'.", name, "missing_required_parameter");
+
+    public static OpenAiException WrongType(string name, string expected, JsonElement value) =>
+        OpenAiException.BadRequest($"Invalid type for '{name}': expected {expected}, but got {Kind(value)} instead.", name, "invalid_type");
+
+    public static string Kind(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        _ => "null",
+    };
+}

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Kiln.Functions.OpenAi;
+
+/// <summary>
+/// An error to answer with OpenAI's body <c>{"error":{"message","type","param","code"}}</c> and an HTTP status.
+/// Thrown anywhere in the protocol layer and written once by the handler, so validation code stays linear.
+/// </summary>
+public sealed class OpenAiException : Exception
+{
+    public OpenAiException()
+        : this(500, "internal error", "server_error", null, null)
+    {
+    }
+
+    public OpenAiException(string message)
+        : this(400, message, "invalid_request_error", null, null)
+    {
+    }
+
+    public OpenAiException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        StatusCode = 400;
+        Type = "invalid_request_error";
+    }
+
+    public OpenAiException(int statusCode, string message, string type, string? param, string? code)
+        : base(message)
+    {
+        StatusCode = statusCode;
+        Type = type;
+        Param = param;
+        Code = code;
+    }
+
+    public int StatusCode { get; }
+
+    /// <summary>OpenAI's error type: invalid_request_error, rate_limit_error, server_error.</summary>
+    public string Type { get; }
+
+    /// <summary>The request field at fault (OpenAI's name), or null.</summary>
+    public string? Param { get; }
+
+    /// <summary>A machine-readable code such as model_not_found or context_length_exceeded, or null.</summary>
+    public string? Code { get; }
+
+    public static OpenAiException BadRequest(string message, string? param = null, string? code = null) =>
+        new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
+
+    public static OpenAiException ModelNotFound(string model) =>
+        new(StatusCodes.Status404NotFound, $"The model `{model}` does not exist or you do not have access to it.", "invalid_request_error", "model", "model_not_found");
+
+    public static OpenAiException Overloaded(string message) =>
+        new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", null, "engine_overloaded");
+
+    public static OpenAiException Loading(string model) =>
+        new(StatusCodes.Status503ServiceUnavailable, $"The model `{model}` is still loading; retry shortly.", "server_error", null, "model_loading");
+
+    public static OpenAiException Unavailable(string message) =>
+        new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, "model_unavailable");
+
+    /// <summary>The error body as OpenAI writes it.</summary>
+    public void WriteBody(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteStartObject();
+        writer.WriteStartObject("error");
+        writer.WriteString("message", Message);
+        writer.WriteString("type", Type);
+        WriteNullable(writer, "param", Param);
+        WriteNullable(writer, "code", Code);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    /// <summary>Writes the status and body, unless the response has already started (then nothing can be said).</summary>
+    public async Task WriteAsync(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        if (response.HasStarted)
+        {
+            return;
+        }
+
+        response.StatusCode = StatusCode;
+        response.ContentType = "application/json";
+        await using (var writer = new Utf8JsonWriter(response.BodyWriter, OpenAiJson.WriterOptions))
+        {
+            WriteBody(writer);
+        }
+
+        await response.BodyWriter.FlushAsync().ConfigureAwait(false);
+    }
+
+    private static void WriteNullable(Utf8JsonWriter writer, string name, string? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNull(name);
+        }
+        else
+        {
+            writer.WriteString(name, value);
+        }
+    }
+}

@@ -1,1 +1,0 @@
-namespace Kiln.Functions; internal static class Placeholder { }

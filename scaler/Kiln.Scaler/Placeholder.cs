@@ -1,1 +1,0 @@
-namespace Kiln.Scaler; internal static class Placeholder { }

@@ -1,0 +1,152 @@
+using k8s;
+using k8s.Models;
+using Kiln.Scaler.Scaling;
+using Kiln.Tests.Infrastructure;
+
+namespace Kiln.Tests.Scaler;
+
+/// <summary>KEDA's ScaledObject (a CRD): only the fields the deployment tests read.</summary>
+public sealed class ScaledObjectManifest : IKubernetesObject<V1ObjectMeta>
+{
+    public string ApiVersion { get; set; } = "";
+    public string Kind { get; set; } = "";
+    public V1ObjectMeta Metadata { get; set; } = new();
+    public ScaledObjectSpec Spec { get; set; } = new();
+}
+
+public sealed class ScaledObjectSpec
+{
+    public ScaleTarget ScaleTargetRef { get; set; } = new();
+    public int? MinReplicaCount { get; set; }
+    public int? MaxReplicaCount { get; set; }
+    public int? PollingInterval { get; set; }
+    public int? CooldownPeriod { get; set; }
+    public FallbackSpec? Fallback { get; set; }
+    public Dictionary<string, object>? Advanced { get; set; }
+    public List<TriggerSpec> Triggers { get; set; } = [];
+}
+
+public sealed class ScaleTarget
+{
+    public string Name { get; set; } = "";
+}
+
+public sealed class FallbackSpec
+{
+    public int FailureThreshold { get; set; }
+    public int Replicas { get; set; }
+    public string? Behavior { get; set; }
+}
+
+public sealed class TriggerSpec
+{
+    public string Type { get; set; } = "";
+    public Dictionary<string, string> Metadata { get; set; } = [];
+}
+
+/// <summary>The kustomize manifests in deploy/, read with KubernetesClient's YAML reader and checked against each other.</summary>
+public sealed class DeployManifestTests
+{
+    private static readonly string DeployDir = Path.Combine(AzuriteProcess.RepoRoot(), "deploy");
+
+    private static List<object> LoadAll()
+    {
+        var types = new Dictionary<string, Type> { ["keda.sh/v1alpha1/ScaledObject"] = typeof(ScaledObjectManifest) };
+        return [.. Directory.GetFiles(DeployDir, "*.yaml").Where(f => Path.GetFileName(f) != "kustomization.yaml")
+            .SelectMany(f => KubernetesYaml.LoadAllFromString(File.ReadAllText(f), types))];
+    }
+
+    private static T One<T>(List<object> all, string name) where T : IKubernetesObject<V1ObjectMeta> =>
+        all.OfType<T>().Single(o => o.Metadata.Name == name);
+
+    private static (ScaledObjectManifest So, TriggerSpec Trigger, ScalerMetadata Md) Scaled(List<object> all)
+    {
+        var so = all.OfType<ScaledObjectManifest>().Single();
+        var trigger = so.Spec.Triggers.Single();
+        return (so, trigger, ScalerMetadata.Parse(so.Metadata.Name, so.Metadata.NamespaceProperty, trigger.Metadata));
+    }
+
+    [Fact]
+    public void Kustomization_ListsEveryManifest()
+    {
+        var text = File.ReadAllText(Path.Combine(DeployDir, "kustomization.yaml"));
+        foreach (var file in Directory.GetFiles(DeployDir, "*.yaml").Select(Path.GetFileName).Where(f => f != "kustomization.yaml"))
+        {
+            Assert.Contains($"- {file}", text, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void FunctionApp_GpusEqualTpSize_ReadyProbe_ModelVolume_SelectedByTheScaler()
+    {
+        var all = LoadAll();
+        var (so, _, md) = Scaled(all);
+        var app = One<V1Deployment>(all, so.Spec.ScaleTargetRef.Name);
+        var pod = app.Spec.Template;
+        var c = pod.Spec.Containers.Single();
+
+        Assert.Equal(md.TpSize, (int)c.Resources.Requests[md.GpuResourceName].ToDecimal());
+        Assert.Equal(md.TpSize, (int)c.Resources.Limits[md.GpuResourceName].ToDecimal());
+        Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__Engine__TensorParallelSize").Value);
+        Assert.Equal("/api/ready", c.ReadinessProbe.HttpGet.Path);
+        var mount = c.VolumeMounts.Single(m => m.Name == "models");
+        Assert.StartsWith(mount.MountPath, c.Env.Single(e => e.Name == "Kiln__Model").Value, StringComparison.Ordinal);
+        Assert.NotNull(pod.Spec.Volumes.Single(v => v.Name == "models").PersistentVolumeClaim);
+
+        // The scaler finds these pods, in this namespace, and reads their stats on the container's port.
+        Assert.Equal(md.PodNamespace, app.Metadata.NamespaceProperty);
+        Assert.True(md.PodSelector.Matches(pod.Metadata.Labels));
+        Assert.Contains(c.Ports, p => p.ContainerPort == md.PodStatsPort);
+        var svc = One<V1Service>(all, app.Metadata.Name);
+        Assert.All(svc.Spec.Selector, kv => Assert.Equal(kv.Value, pod.Metadata.Labels[kv.Key]));
+    }
+
+    [Fact]
+    public void Scaler_DeploymentServiceAndRbac()
+    {
+        var all = LoadAll();
+        var (_, trigger, md) = Scaled(all);
+        var deployment = One<V1Deployment>(all, "kiln-scaler");
+        var c = deployment.Spec.Template.Spec.Containers.Single();
+        Assert.Contains(c.Env, e => e.Name == md.ConnectionFromEnv && e.ValueFrom?.SecretKeyRef is not null);
+
+        // scalerAddress names the scaler's Service and its gRPC port.
+        var address = trigger.Metadata["scalerAddress"];
+        var host = address[..address.LastIndexOf(':')];
+        var port = int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var svc = One<V1Service>(all, "kiln-scaler");
+        Assert.StartsWith($"{svc.Metadata.Name}.{svc.Metadata.NamespaceProperty}.svc", host, StringComparison.Ordinal);
+        Assert.Contains(svc.Spec.Ports, p => p.Port == port);
+        Assert.Contains(c.Ports, p => p.ContainerPort == 6000);
+
+        var role = all.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "kiln-scaler");
+        foreach (var resource in new[] { "nodes", "pods" })
+        {
+            var rule = role.Rules.Single(r => r.Resources.Contains(resource));
+            Assert.Equal([""], rule.ApiGroups);
+            Assert.Equal(["get", "list", "watch"], rule.Verbs.Order());
+        }
+
+        Assert.DoesNotContain(role.Rules.SelectMany(r => r.Verbs), v => v is "create" or "update" or "patch" or "delete" or "*");
+        var binding = all.OfType<V1ClusterRoleBinding>().Single();
+        Assert.Equal(role.Metadata.Name, binding.RoleRef.Name);
+        var subject = binding.Subjects.Single();
+        Assert.Equal(deployment.Spec.Template.Spec.ServiceAccountName, subject.Name);
+        Assert.Equal(deployment.Metadata.NamespaceProperty, subject.NamespaceProperty);
+    }
+
+    [Fact]
+    public void ScaledObject_ScaleToZeroCooldownFallbackAndValidMetadata()
+    {
+        var (so, trigger, md) = Scaled(LoadAll());
+        Assert.Equal(0, so.Spec.MinReplicaCount);
+        Assert.True(so.Spec.MaxReplicaCount > 0);
+        Assert.True(so.Spec.CooldownPeriod >= 60);
+        Assert.NotNull(so.Spec.Fallback);
+        Assert.True(so.Spec.Fallback.FailureThreshold > 0);
+        Assert.True(so.Spec.Fallback.Replicas >= 1);
+        Assert.True(trigger.Type is "external" or "external-push", trigger.Type);
+        Assert.True(md.TargetBacklogPerReplica > 0);
+        Assert.Equal("nvidia.com/gpu", md.GpuResourceName);
+    }
+}
