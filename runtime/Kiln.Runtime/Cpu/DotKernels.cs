@@ -14,11 +14,32 @@ namespace Kiln.Runtime.Cpu;
 /// </summary>
 internal unsafe interface IDotKernel
 {
-    static abstract void Rows4Tokens2(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1);
+    static abstract void Rows4Tokens2<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
+        where TPrefetch : IPrefetch;
 
-    static abstract void Rows4Tokens1(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y);
+    static abstract void Rows4Tokens1<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
+        where TPrefetch : IPrefetch;
 
     static abstract float Row1(byte* w, float* x, int n);
+}
+
+/// <summary>
+/// Whether a 4-row kernel prefetches the next four rows (<see cref="DotKernels.PrefetchNextGroup"/>): only on the
+/// first pass over rows read from memory. A type argument, so that the kernels without it carry no test at all.
+/// </summary>
+internal interface IPrefetch
+{
+    static abstract bool Enabled { get; }
+}
+
+internal readonly struct Prefetch : IPrefetch
+{
+    public static bool Enabled => true;
+}
+
+internal readonly struct NoPrefetch : IPrefetch
+{
+    public static bool Enabled => false;
 }
 
 internal static unsafe class DotKernels
@@ -29,8 +50,9 @@ internal static unsafe class DotKernels
     /// <summary>
     /// Prefetches the cache line at <paramref name="offset"/> in each of the next four rows (the next group of the tile,
     /// rows being evenly spaced). The 4-row kernels walk four interleaved streams that restart every few KB, which the
-    /// hardware prefetchers pick up late: with this one-group-ahead prefetch a decode step's Q8_0 and F16 matrices ran
-    /// 25-45% faster, F32 (already at memory bandwidth) unchanged. Prefetches past the matrix's end do not fault.
+    /// hardware prefetchers pick up late: with this one-group-ahead prefetch the bench model's Q8_0 matrices took 25%
+    /// less time per decode step, F16 and BF16 10-25% less, F32 (already at memory bandwidth) the same. It costs a few
+    /// uops per cache line, so only the first pass over stored rows does it. Prefetches past the end do not fault.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PrefetchNextGroup(byte* w0, byte* w1, byte* w2, byte* w3, long offset)
@@ -55,14 +77,15 @@ internal readonly unsafe struct FloatDot<TRow> : IDotKernel
     /// <summary>Elements per 64-byte cache line, less one: prefetch once per line, not once per 8 elements.</summary>
     private static int LineMask => (64 / TRow.ElementBytes) - 1;
 
-    public static void Rows4Tokens2(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
+    public static void Rows4Tokens2<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
+        where TPrefetch : IPrefetch
     {
         Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
         Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            if ((i & LineMask) == 0)
+            if (TPrefetch.Enabled && (i & LineMask) == 0)
             {
                 DotKernels.PrefetchNextGroup(w0, w1, w2, w3, (long)i * TRow.ElementBytes);
             }
@@ -108,13 +131,14 @@ internal readonly unsafe struct FloatDot<TRow> : IDotKernel
         y1[3] = s31;
     }
 
-    public static void Rows4Tokens1(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
+    public static void Rows4Tokens1<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
+        where TPrefetch : IPrefetch
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            if ((i & LineMask) == 0)
+            if (TPrefetch.Enabled && (i & LineMask) == 0)
             {
                 DotKernels.PrefetchNextGroup(w0, w1, w2, w3, (long)i * TRow.ElementBytes);
             }

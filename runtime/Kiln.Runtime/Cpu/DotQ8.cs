@@ -70,14 +70,19 @@ internal readonly unsafe struct Q8Widened : IQ8Blocks
 internal readonly unsafe struct Q8Dot<TBlocks> : IDotKernel
     where TBlocks : IQ8Blocks
 {
-    public static void Rows4Tokens2(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
+    public static void Rows4Tokens2<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
+        where TPrefetch : IPrefetch
     {
         Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
         Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
         int stride = TBlocks.BlockStride;
         for (int c = 0; c < n; c += 32, w0 += stride, w1 += stride, w2 += stride, w3 += stride)
         {
-            PrefetchNextGroup(w0, w1, w2, w3);
+            if (TPrefetch.Enabled)
+            {
+                PrefetchNextGroup(w0, w1, w2, w3);
+            }
+
             var v0 = Avx.LoadVector256(x0 + c);
             var v1 = Avx.LoadVector256(x1 + c);
             var r = TBlocks.Values(w0, 0);
@@ -134,13 +139,18 @@ internal readonly unsafe struct Q8Dot<TBlocks> : IDotKernel
         y1[3] = Vector256.Sum(a31);
     }
 
-    public static void Rows4Tokens1(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
+    public static void Rows4Tokens1<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
+        where TPrefetch : IPrefetch
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int stride = TBlocks.BlockStride;
         for (int c = 0; c < n; c += 32, w0 += stride, w1 += stride, w2 += stride, w3 += stride)
         {
-            PrefetchNextGroup(w0, w1, w2, w3);
+            if (TPrefetch.Enabled)
+            {
+                PrefetchNextGroup(w0, w1, w2, w3);
+            }
+
             var v = Avx.LoadVector256(x + c);
             var p0 = TBlocks.Values(w0, 0) * v;
             var p1 = TBlocks.Values(w1, 0) * v;
