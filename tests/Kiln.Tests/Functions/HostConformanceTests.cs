@@ -107,7 +107,31 @@ public sealed class HostConformanceTests(AzuriteFixture azurite) : IClassFixture
         settings["Kiln__Threads"] = "2";
         settings["Kiln__JobQueue"] = "kiln-jobs";
         settings["Logging__LogLevel__Default"] = "Warning";
-        return await StandInFunctionsHost.StartAsync(dir, settings, Ct);
+        var host = await StandInFunctionsHost.StartAsync(dir, settings, Ct);
+        await WaitUntilListeningAsync(host.HttpUri);
+        return host;
+    }
+
+    /// <summary>
+    /// The worker announces its HttpUri in WorkerInitResponse, possibly before its Kestrel accepts connections;
+    /// like a host, wait until the port answers before forwarding requests to it.
+    /// </summary>
+    private static async Task WaitUntilListeningAsync(Uri uri)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(uri.Host, uri.Port, Ct);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100, Ct);
+            }
+        }
     }
 
     /// <summary>What the host does for an HTTP trigger: forward the request with x-ms-invocation-id, and invoke.</summary>
