@@ -11,6 +11,8 @@ namespace Kiln.Runtime.Cpu;
 /// and a single row for the rows left over when a tile is not a multiple of 4. Every (row, token) result is computed by
 /// the same sequence of operations whichever of the three runs it, so the output does not depend on how many tokens
 /// share a step. <c>n</c> is the number of columns; rows are raw pointers into the stored (or widened) data.
+/// Implementations are NoInlining: inlined into the tile loop (which tiered PGO did), the prefill kernels ran 15-30%
+/// slower on the bench model; each call does hundreds of cycles of work, so the call itself costs nothing measurable.
 /// </summary>
 internal unsafe interface IDotKernel
 {
@@ -77,6 +79,7 @@ internal readonly unsafe struct FloatDot<TRow> : IDotKernel
     /// <summary>Elements per 64-byte cache line, less one: prefetch once per line, not once per 8 elements.</summary>
     private static int LineMask => (64 / TRow.ElementBytes) - 1;
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Rows4Tokens2<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
         where TPrefetch : IPrefetch
     {
@@ -131,6 +134,7 @@ internal readonly unsafe struct FloatDot<TRow> : IDotKernel
         y1[3] = s31;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Rows4Tokens1<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
         where TPrefetch : IPrefetch
     {
@@ -165,6 +169,7 @@ internal readonly unsafe struct FloatDot<TRow> : IDotKernel
         y[3] = s3;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static float Row1(byte* w, float* x, int n)
     {
         Vector256<float> a = default;

@@ -70,6 +70,7 @@ internal readonly unsafe struct Q8Widened : IQ8Blocks
 internal readonly unsafe struct Q8Dot<TBlocks> : IDotKernel
     where TBlocks : IQ8Blocks
 {
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Rows4Tokens2<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x0, float* x1, int n, float* y0, float* y1)
         where TPrefetch : IPrefetch
     {
@@ -139,6 +140,7 @@ internal readonly unsafe struct Q8Dot<TBlocks> : IDotKernel
         y1[3] = Vector256.Sum(a31);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Rows4Tokens1<TPrefetch>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, int n, float* y)
         where TPrefetch : IPrefetch
     {
@@ -177,6 +179,7 @@ internal readonly unsafe struct Q8Dot<TBlocks> : IDotKernel
         y[3] = Vector256.Sum(a3);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static float Row1(byte* w, float* x, int n)
     {
         Vector256<float> a = default;
