@@ -194,55 +194,13 @@ public sealed unsafe class CpuModelRunner : IModelRunner
     /// <summary>Checks the batch and fills the per-token sequence slots and positions; returns the token count.</summary>
     private int Validate(ForwardBatch batch, IKvCache cache)
     {
-        int tokens = batch.TokenCount;
-        if (tokens == 0 || tokens > MaxBatchTokens)
-        {
-            throw new ArgumentException($"a step holds 1 to {MaxBatchTokens} tokens, not {tokens}", nameof(batch));
-        }
-
-        if (batch.Positions.Length != tokens || batch.QueryLengths.Length != batch.SequenceCount || batch.SequenceCount == 0)
-        {
-            throw new ArgumentException("token ids, positions and per-sequence lengths disagree in length", nameof(batch));
-        }
-
         if (cache.LayerCount != _config.LayerCount || cache.KvDim != _config.KvDim)
         {
             throw new ArgumentException("the KV cache was made for a different model", nameof(cache));
         }
 
-        int t = 0;
-        for (int s = 0; s < batch.SequenceCount; s++)
-        {
-            int length = batch.QueryLengths[s];
-            if (length <= 0 || t + length > tokens)
-            {
-                throw new ArgumentException($"sequence {s} has {length} tokens, which does not fit the batch", nameof(batch));
-            }
-
-            for (int i = 0; i < length; i++, t++)
-            {
-                int id = batch.TokenIds[t];
-                int position = batch.Positions[t];
-                if ((uint)id >= (uint)_config.VocabSize)
-                {
-                    throw new ArgumentOutOfRangeException(nameof(batch), $"token id {id} is outside the vocabulary (0..{_config.VocabSize - 1})");
-                }
-
-                if ((uint)position >= (uint)MaxContext)
-                {
-                    throw new ArgumentOutOfRangeException(nameof(batch), $"position {position} is outside the context of {MaxContext}");
-                }
-
-                _tokenSequence[t] = batch.SequenceIds[s];
-                _positions[t] = position;
-            }
-        }
-
-        if (t != tokens)
-        {
-            throw new ArgumentException($"per-sequence lengths add up to {t}, but the batch has {tokens} tokens", nameof(batch));
-        }
-
+        int tokens = ForwardBatch.Validate(batch, _config, MaxBatchTokens, MaxContext, _tokenSequence);
+        batch.Positions.CopyTo(_positions);
         return tokens;
     }
 

@@ -24,4 +24,10 @@ public interface IModelRunner : IDisposable
     /// sequence) or, with allPositions, [TokenCount x vocab].
     /// </summary>
     void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false);
+
+    /// <summary>Bytes one KV block of <paramref name="blockSize"/> tokens takes in this backend's pool.</summary>
+    long KvBlockBytes(int blockSize) => PagedKvCache.BlockBytes(Config.LayerCount, Config.KvDim, blockSize);
+
+    /// <summary>Memory the KV pool is sized from (times the engine's fraction): the process's memory on the CPU, free device memory on a GPU.</summary>
+    long KvMemoryAvailable => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 }

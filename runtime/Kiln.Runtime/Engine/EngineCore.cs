@@ -39,8 +39,10 @@ internal sealed class EngineCore : IDisposable
     {
         _model = model;
         var config = model.Config;
-        long blockBytes = PagedKvCache.BlockBytes(config.LayerCount, config.KvDim, options.BlockSize);
-        long budget = options.KvCacheBytes ?? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * options.KvCacheMemoryFraction);
+        // A runner handed in (a GPU) knows its own block size and memory; the CPU default is float32 in process memory.
+        long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? PagedKvCache.BlockBytes(config.LayerCount, config.KvDim, options.BlockSize);
+        long available = runner?.KvMemoryAvailable ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long budget = options.KvCacheBytes ?? (long)(available * options.KvCacheMemoryFraction);
         int blockCount = (int)Math.Min(int.MaxValue / 2, budget / blockBytes);
         if (blockCount < 1)
         {

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Model;
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Models;
+
+// Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
+// CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
+// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16]
+var settings = Settings.Parse(args);
+if (CudaDevice.UnavailableReason() is { } missing)
+{
+    Console.Error.WriteLine($"no GPU: {missing}");
+    return 2;
+}
+
+var config = new ModelConfig
+{
+    Architecture = "llama", VocabSize = 128256, HiddenSize = 2048, IntermediateSize = 8192, LayerCount = settings.Layers,
+    HeadCount = 32, KvHeadCount = 8, HeadDim = 64, MaxPositions = 4096, RopeTheta = 500000, RmsNormEps = 1e-5, TiedEmbeddings = true,
+};
+int maxBatch = settings.Batches.Max();
+using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1);
+Console.WriteLine($"device: {runner.Device}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
+using (var again = new KernelModule(runner.Device, config.HeadDim))
+{
+    Console.WriteLine($"kernel module again (warm restart): {(again.FromCache ? "from cache" : "compiled")} in {again.CompileTime.TotalMilliseconds:F1} ms");
+}
+
+const int BlockSize = 16;
+int blocksPerSequence = ((Math.Max(settings.Prefill, settings.Prompt + settings.NewTokens) + BlockSize - 1) / BlockSize) + 1;
+using var cache = (CudaKvCache)runner.CreateKvCache(maxBatch * blocksPerSequence, BlockSize, maxBatch, blocksPerSequence);
+var tables = new int[maxBatch * blocksPerSequence];
+for (int i = 0; i < tables.Length; i++)
+{
+    tables[i] = i; // sequence s owns blocks s * blocksPerSequence ...
+}
+
+var results = new Dictionary<string, object> { ["device"] = runner.Device.Name, ["layers"] = config.LayerCount };
+var random = new Random(3);
+
+// Prefill: one sequence of settings.Prefill tokens, one step.
+{
+    var ids = Enumerable.Range(0, settings.Prefill).Select(_ => random.Next(config.VocabSize)).ToArray();
+    var positions = Enumerable.Range(0, settings.Prefill).ToArray();
+    var next = new int[1];
+    cache.Bind(tables, blocksPerSequence, 1);
+    var times = new List<double>();
+    for (int run = 0; run < 7; run++)
+    {
+        var clock = Stopwatch.StartNew();
+        runner.ForwardGreedy(new ForwardBatch(ids, positions, [0], [settings.Prefill]), cache, next);
+        times.Add(clock.Elapsed.TotalMilliseconds);
+    }
+
+    double ms = Median(times.Skip(2));
+    results["prefill_ms"] = ms;
+    results["prefill_tok_s"] = settings.Prefill / ms * 1000;
+    Console.WriteLine($"prefill {settings.Prefill} tokens: {ms:F2} ms, {settings.Prefill / ms * 1000:F0} tok/s");
+}
+
+var decode = new Dictionary<string, double>();
+var stepMs = new Dictionary<string, double>();
+foreach (int batch in settings.Batches)
+{
+    var (tokPerSecond, msPerStep) = Decode(batch);
+    decode[batch.ToString(CultureInfo.InvariantCulture)] = tokPerSecond;
+    stepMs[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
+    Console.WriteLine($"decode batch {batch,3}: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+}
+
+results["decode"] = decode;
+results["decode_step_ms"] = stepMs;
+results["graphs"] = runner.GraphCount;
+if (settings.Json is { } path)
+{
+    File.WriteAllText(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+}
+
+return 0;
+
+// Prompt of settings.Prompt tokens per sequence (prefilled in chunks), then settings.NewTokens greedy steps: the
+// first is a warm-up that also captures the graph; the rest are timed.
+(double TokensPerSecond, double MillisecondsPerStep) Decode(int batch)
+{
+    cache.Bind(tables, blocksPerSequence, batch);
+    int chunk = Math.Max(1, runner.MaxBatchTokens / settings.Prompt);
+    var next = new int[batch];
+    for (int first = 0; first < batch; first += chunk)
+    {
+        int count = Math.Min(chunk, batch - first);
+        var ids = Enumerable.Range(0, count * settings.Prompt).Select(_ => random.Next(config.VocabSize)).ToArray();
+        var positions = Enumerable.Range(0, count * settings.Prompt).Select(i => i % settings.Prompt).ToArray();
+        var sequences = Enumerable.Range(first, count).ToArray();
+        runner.ForwardGreedy(new ForwardBatch(ids, positions, sequences, Enumerable.Repeat(settings.Prompt, count).ToArray()), cache, next.AsSpan(first, count));
+    }
+
+    var all = Enumerable.Range(0, batch).ToArray();
+    var ones = Enumerable.Repeat(1, batch).ToArray();
+    var stepPositions = new int[batch];
+    var tokens = (int[])next.Clone();
+    double timed = 0;
+    for (int step = 0; step < settings.NewTokens; step++)
+    {
+        Array.Fill(stepPositions, settings.Prompt + step);
+        var clock = Stopwatch.StartNew();
+        runner.ForwardGreedy(new ForwardBatch(tokens, stepPositions, all, ones), cache, next);
+        if (step > 0)
+        {
+            timed += clock.Elapsed.TotalMilliseconds;
+        }
+
+        next.CopyTo(tokens, 0);
+    }
+
+    double perStep = timed / (settings.NewTokens - 1);
+    return (batch / perStep * 1000, perStep);
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted[sorted.Length / 2];
+}
+
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers)
+{
+    public static Settings Parse(string[] args)
+    {
+        string? Value(string name) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+        int Int(string name, int fallback) => Value(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        return new Settings(
+            Value("--json"),
+            Int("--prefill", 512),
+            Int("--prompt", 128),
+            Int("--new-tokens", 128),
+            (Value("--batches") ?? "1,32,128").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
+            Int("--layers", 16));
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, builds nothing: the CUDA tests, Kiln's GPU benchmark, and Hugging Face transformers on
+# the same 1.24B Llama configuration, then prints one table. Needs .gpu/kiln-gpu.tar.xz from bench/gpu/publish.sh.
+# Usage: bash bench/gpu/run.sh [OUTDIR]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${1:-${OUT:-/tmp/kiln-gpu-out}}"
+mkdir -p "$out" /tmp/kiln-gpu
+tar -C /tmp/kiln-gpu -xJf .gpu/kiln-gpu.tar.xz
+bin=/tmp/kiln-gpu/publish
+export LD_LIBRARY_PATH="/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+export KILN_CUDA_CACHE=/tmp/kiln-cuda-cache DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
+
+echo "== CUDA tests"
+"$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
+echo "== Kiln benchmark"
+"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" 2>&1 | tee "$out/kiln.log"
+echo "== transformers baseline"
+timeout 300 python3 bench/gpu/transformers_baseline.py --json "$out/hf.json" 2>&1 | tee "$out/hf.log" | grep -v Warning
+echo "== table"
+python3 bench/gpu/table.py "$out/kiln.json" "$out/hf.json" | tee "$out/table.md"

@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Prints Kiln's GPU benchmark beside the transformers baseline: bench/gpu/table.py kiln.json hf.json"""
+import json, sys
+
+kiln = json.load(open(sys.argv[1]))
+try:
+    hf = json.load(open(sys.argv[2]))
+except (OSError, ValueError):
+    hf = {"prefill_tok_s": float("nan"), "decode": {}}
+
+rows = [("prefill 512 tokens", kiln["prefill_tok_s"], hf.get("prefill_tok_s", float("nan")), None)]
+for batch, value in kiln["decode"].items():
+    rows.append((f"decode batch {batch}", value, hf["decode"].get(batch, float("nan")), kiln["decode_step_ms"][batch]))
+
+print(f"device: {kiln['device']}; 1.24B Llama, random bf16 weights; tokens/s")
+print("| measure | Kiln tok/s | transformers tok/s | Kiln / transformers | Kiln ms a step |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for name, k, h, ms in rows:
+    ratio = k / h if h == h and h else float("nan")
+    step = f"{ms:.3f}" if ms is not None else "-"
+    print(f"| {name} | {k:,.0f} | {h:,.0f} | {ratio:.2f}x | {step} |")

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using Kiln.Kernels.Cuda.Native;
+
+namespace Kiln.Kernels.Cuda.Device;
+
+/// <summary>
+/// Kiln's kernels loaded on one device for one head size: the compiled module and a handle per kernel, with a
+/// launcher that passes arguments as 64-bit slots (pointers as they are; ints and floats in the low bytes, which is
+/// where a little-endian kernel reads them), so a launch allocates nothing.
+/// </summary>
+public sealed unsafe class KernelModule : IDisposable
+{
+    private readonly nint _module;
+    private readonly Dictionary<string, nint> _functions = [];
+
+    public KernelModule(CudaDevice device, int headDim, string? cacheDirectory = null)
+    {
+        if (headDim % 32 != 0 || headDim > 256)
+        {
+            throw new NotSupportedException($"the CUDA kernels take head sizes that are multiples of 32 up to 256, not {headDim}");
+        }
+
+        device.MakeCurrent();
+        var clock = Stopwatch.StartNew();
+        byte[] cubin = KernelCompiler.Compile(KernelCompiler.Source(), device.ComputeCapability, [$"HEAD_DIM={headDim}"], cacheDirectory ?? KernelCompiler.DefaultCacheDirectory(), out bool cached);
+        CompileTime = clock.Elapsed;
+        FromCache = cached;
+        fixed (byte* image = cubin)
+        {
+            Driver.Check(Driver.cuModuleLoadData(out _module, image));
+        }
+
+        foreach (string name in KernelNames)
+        {
+            Driver.Check(Driver.cuModuleGetFunction(out nint function, _module, name));
+            _functions[name] = function;
+        }
+    }
+
+    public static IReadOnlyList<string> KernelNames { get; } =
+    [
+        "embed_tokens", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
+        "fill_random_bf16", "gemv_bf16", "argmax_rows", "sample_rows",
+    ];
+
+    /// <summary>How long compiling (or reading the cached cubin) took.</summary>
+    public TimeSpan CompileTime { get; }
+
+    /// <summary>True when the cubin came from the on-disk cache: nothing was compiled.</summary>
+    public bool FromCache { get; }
+
+    public nint this[string name] => _functions[name];
+
+    /// <summary>Launches <paramref name="name"/> on <paramref name="stream"/>; each argument is one 64-bit slot.</summary>
+    public void Launch(string name, (uint X, uint Y) grid, uint block, nint stream, ReadOnlySpan<ulong> arguments)
+    {
+        void** slots = stackalloc void*[arguments.Length];
+        fixed (ulong* values = arguments)
+        {
+            for (int i = 0; i < arguments.Length; i++)
+            {
+                slots[i] = values + i;
+            }
+
+            int status = Driver.cuLaunchKernel(_functions[name], grid.X, grid.Y, 1, block, 1, 1, 0, stream, slots, null);
+            if (status != Driver.Success)
+            {
+                throw new CudaException($"cuLaunchKernel({name}, grid {grid.X}x{grid.Y}, block {block}) failed: {Driver.ErrorName(status)} ({status})");
+            }
+        }
+    }
+
+    public static ulong Int(int value) => (uint)value;
+
+    public static ulong Float(float value) => BitConverter.SingleToUInt32Bits(value);
+
+    public void Dispose() => Driver.cuModuleUnload(_module);
+}

@@ -1,0 +1,62 @@
+// Shared helpers for Kiln's kernels. NVRTC compiles every file of this folder as one translation unit, this one
+// first, with no system headers: bf16 is carried as unsigned short and converted by bit operations.
+// HEAD_DIM is defined by the compiler options for the model being served.
+
+typedef unsigned short bf16;
+typedef unsigned long long usize; // NVRTC without headers has no size_t
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float bf16_to_float(bf16 v) { return __uint_as_float(((unsigned int)v) << 16); }
+
+// Round to nearest even, as PyTorch and the CPU backend's bf16 conversion do; NaN stays NaN.
+__device__ __forceinline__ bf16 float_to_bf16(float f)
+{
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (bf16)(u >> 16);
+}
+
+// The eight bf16 values of a 16-byte load, widened.
+__device__ __forceinline__ void unpack8(uint4 v, float* out)
+{
+    out[0] = __uint_as_float(v.x << 16); out[1] = __uint_as_float(v.x & 0xffff0000u);
+    out[2] = __uint_as_float(v.y << 16); out[3] = __uint_as_float(v.y & 0xffff0000u);
+    out[4] = __uint_as_float(v.z << 16); out[5] = __uint_as_float(v.z & 0xffff0000u);
+    out[6] = __uint_as_float(v.w << 16); out[7] = __uint_as_float(v.w & 0xffff0000u);
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+// Sum over the whole block; scratch holds 32 floats in shared memory. Every thread gets the total.
+__device__ float block_sum(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads(); // the previous call's readers are done with scratch
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int warps = (blockDim.x + 31) >> 5;
+        float w = lane < warps ? scratch[lane] : 0.0f;
+        w = warp_sum(w);
+        if (lane == 0) scratch[0] = w;
+    }
+    __syncthreads();
+    return scratch[0];
+}

@@ -1,0 +1,202 @@
+using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Native;
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Kv;
+using Kiln.Runtime.Models;
+
+namespace Kiln.Kernels.Cuda.Model;
+
+/// <summary>One step on the device: the step's arrays, the kernel sequence, and the CUDA graphs that replay it.</summary>
+public sealed unsafe partial class CudaModelRunner
+{
+    private CudaKvCache? _graphCache;
+
+    /// <summary>The step's ints on the device: token ids, positions, slots and block-table rows [MaxBatchTokens each], output rows [MaxLogitRows].</summary>
+    private int StepInts => (4 * MaxBatchTokens) + _options.MaxLogitRows;
+
+    /// <summary>A model with seeded random bf16 weights made on the device: for benchmarks at sizes no test file has.</summary>
+    public static CudaModelRunner CreateRandom(ModelConfig config, CudaRunnerOptions options, ulong seed) =>
+        new(config, null, options, null, null, (kernels, stream) => CudaWeights.Random(config, kernels, stream, seed));
+
+    /// <summary>Validates and stages the step, runs it (from a graph when it is a decode step), and returns its logit rows.</summary>
+    private int Run(ForwardBatch batch, IPagedKvCache cache, bool allPositions)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (cache is not CudaKvCache kv || kv.LayerCount != Config.LayerCount || kv.KvDim != Config.KvDim)
+        {
+            throw new ArgumentException("the KV cache was not made by a CUDA runner for this model", nameof(cache));
+        }
+
+        int tokens = ForwardBatch.Validate(batch, Config, MaxBatchTokens, MaxContext, _tokenRows);
+        int rows = allPositions ? tokens : batch.SequenceCount;
+        if (rows > _options.MaxLogitRows)
+        {
+            throw new ArgumentException($"this step wants {rows} rows of logits; the runner was sized for {_options.MaxLogitRows}", nameof(batch));
+        }
+
+        int t = MaxBatchTokens;
+        var host = _hostStep.Span;
+        batch.TokenIds.CopyTo(host);
+        batch.Positions.CopyTo(host[t..]);
+        for (int i = 0; i < tokens; i++)
+        {
+            host[(2 * t) + i] = kv.Slot(_tokenRows[i], batch.Positions[i]);
+            host[(3 * t) + i] = _tokenRows[i];
+        }
+
+        int row = 0;
+        int offset = 0;
+        for (int s = 0; s < batch.SequenceCount; s++)
+        {
+            int length = batch.QueryLengths[s];
+            for (int i = allPositions ? 0 : length - 1; i < length; i++)
+            {
+                host[(4 * t) + row++] = offset + i;
+            }
+
+            offset += length;
+        }
+
+        _device.MakeCurrent();
+        Driver.Check(Driver.cuMemcpyHtoDAsync(_stepArrays.Pointer, _hostStep.Pointer, (nuint)(StepInts * sizeof(int)), _stream));
+        bool decode = !allPositions && tokens == batch.SequenceCount;
+        if (decode && _options.CudaGraphs && tokens <= _options.MaxGraphBatch)
+        {
+            LaunchGraph(tokens, kv);
+        }
+        else
+        {
+            RunStep(tokens, rows, kv);
+        }
+
+        return rows;
+    }
+
+    private void LaunchGraph(int tokens, CudaKvCache kv)
+    {
+        if (!ReferenceEquals(kv, _graphCache))
+        {
+            DestroyGraphs(); // a graph holds the pool's addresses
+            _graphCache = kv;
+        }
+
+        if (!_graphs.TryGetValue(tokens, out nint exec))
+        {
+            Driver.Check(Driver.cuStreamBeginCapture(_stream, Driver.CaptureModeThreadLocal));
+            nint graph;
+            try
+            {
+                RunStep(tokens, tokens, kv);
+            }
+            catch
+            {
+                Driver.cuStreamEndCapture(_stream, out graph);
+                if (graph != 0)
+                {
+                    Driver.cuGraphDestroy(graph);
+                }
+
+                throw;
+            }
+
+            Driver.Check(Driver.cuStreamEndCapture(_stream, out graph));
+            try
+            {
+                Driver.Check(Driver.cuGraphInstantiateWithFlags(out exec, graph, 0));
+            }
+            finally
+            {
+                Driver.cuGraphDestroy(graph);
+            }
+
+            _graphs[tokens] = exec;
+        }
+
+        Driver.Check(Driver.cuGraphLaunch(exec, _stream));
+    }
+
+    private void DestroyGraphs()
+    {
+        foreach (nint graph in _graphs.Values)
+        {
+            Driver.cuGraphExecDestroy(graph);
+        }
+
+        _graphs.Clear();
+    }
+
+    /// <summary>The kernel sequence of one step over <paramref name="tokens"/> tokens, producing <paramref name="rows"/> rows of logits.</summary>
+    private void RunStep(int tokens, int rows, CudaKvCache kv)
+    {
+        var c = Config;
+        int t = MaxBatchTokens;
+        ulong ids = _stepArrays.Pointer;
+        ulong positions = ids + (ulong)(4 * t);
+        ulong slots = ids + (ulong)(8 * t);
+        ulong tokenRows = ids + (ulong)(12 * t);
+        ulong outputRows = ids + (ulong)(16 * t);
+        ulong eps = KernelModule.Float((float)c.RmsNormEps);
+        ulong hidden = KernelModule.Int(c.HiddenSize);
+        int qkvRows = c.QueryDim + (2 * c.KvDim);
+
+        Launch("embed_tokens", (uint)tokens, 1, 256, [_x.Pointer, _weights.Embedding.Pointer, ids, hidden]);
+        for (int layer = 0; layer < c.LayerCount; layer++)
+        {
+            var w = _weights.Layers[layer];
+            ulong residual = layer == 0 ? 0 : _projected.Pointer; // the previous layer's MLP output joins the stream here
+            Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, residual, w.AttentionNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
+            Linear(_qkv, w.QueryKeyValue, _normed, w.QueryKeyValueBias, qkvRows, c.HiddenSize, tokens);
+            Launch("rope_write_kv", (uint)tokens, 1, 128,
+                [_qkv.Pointer, kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
+                 KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
+            Launch("paged_attention", (uint)tokens, (uint)c.HeadCount, 256,
+                [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
+                 tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
+                 KernelModule.Float(1f / MathF.Sqrt(c.HeadDim))]);
+            Linear(_projected, w.Output, _attended, null, c.HiddenSize, c.QueryDim, tokens);
+            AllReduce(_projected, (long)tokens * c.HiddenSize);
+            Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, _projected.Pointer, w.FeedForwardNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
+            Linear(_gateUp, w.GateUp, _normed, null, 2 * c.IntermediateSize, c.HiddenSize, tokens);
+            Launch("swiglu", Grid((long)tokens * c.IntermediateSize), 1, 256, [_activated.Pointer, _gateUp.Pointer, KernelModule.Int(c.IntermediateSize), KernelModule.Int(tokens)]);
+            Linear(_projected, w.Down, _activated, null, c.HiddenSize, c.IntermediateSize, tokens);
+            AllReduce(_projected, (long)tokens * c.HiddenSize);
+        }
+
+        Launch("add_rmsnorm", (uint)rows, 1, 256, [_x.Pointer, _projected.Pointer, _weights.FinalNorm.Pointer, _finalNormed.Pointer, outputRows, hidden, eps]);
+        Linear(_logits, _weights.Classifier, _finalNormed, null, c.VocabSize, c.HiddenSize, rows);
+        Launch("argmax_rows", (uint)rows, 1, 1024, [_sampled.Pointer, _logits.Pointer, KernelModule.Int(c.VocabSize)]);
+    }
+
+    /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the bf16 weight [out x in], transposed, plus bias.</summary>
+    private void Linear(DeviceBuffer y, DeviceBuffer weight, DeviceBuffer x, DeviceBuffer? bias, int outFeatures, int inFeatures, int tokens)
+    {
+        ulong biasPointer = bias?.Pointer ?? 0;
+        if (tokens <= GemvMaxTokens && inFeatures % 8 == 0)
+        {
+            Launch("gemv_bf16", (uint)((outFeatures + 7) / 8), 1, 256,
+                [y.Pointer, weight.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)]);
+            return;
+        }
+
+        // Row-major W [out x in] is column-major W^T, so y^T = op(W^T)^T x^T is GemmEx(T, N) with m = out, n = tokens.
+        float alpha = 1f;
+        float beta = 0f;
+        CuBlas.Check(CuBlas.cublasGemmEx(
+            _blas, CuBlas.OpT, CuBlas.OpN, outFeatures, tokens, inFeatures, &alpha,
+            weight.Pointer, CuBlas.DataBF16, inFeatures, x.Pointer, CuBlas.DataBF16, inFeatures, &beta,
+            y.Pointer, CuBlas.DataF32, outFeatures, CuBlas.Compute32F, CuBlas.GemmDefault));
+        if (bias is not null)
+        {
+            Launch("add_bias", Grid((long)tokens * outFeatures), 1, 256, [y.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(tokens)]);
+        }
+    }
+
+    /// <summary>The row-parallel products leave partial sums on each rank; NCCL adds them up.</summary>
+    private void AllReduce(DeviceBuffer buffer, long count) => _communicator?.AllReduceSum(buffer.Pointer, count, _stream);
+
+    private void Launch(string kernel, uint gridX, uint gridY, uint block, ReadOnlySpan<ulong> arguments) =>
+        _kernels.Launch(kernel, (gridX, gridY), block, _stream, arguments);
+
+    /// <summary>Blocks of 256 for an elementwise kernel over <paramref name="count"/> items; the kernels loop over the rest.</summary>
+    private static uint Grid(long count) => (uint)Math.Clamp((count + 255) / 256, 1, 65535);
+}

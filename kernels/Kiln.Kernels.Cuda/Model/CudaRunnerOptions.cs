@@ -1,0 +1,26 @@
+namespace Kiln.Kernels.Cuda.Model;
+
+/// <summary>How a <see cref="CudaModelRunner"/> sizes its buffers and runs its steps.</summary>
+public sealed record CudaRunnerOptions
+{
+    /// <summary>Which GPU (CUDA ordinal).</summary>
+    public int Device { get; init; }
+
+    /// <summary>Most tokens in one step (prefill chunks plus decodes).</summary>
+    public int MaxBatchTokens { get; init; } = 2048;
+
+    /// <summary>Most rows of logits one step returns: sequences, or tokens when every position's logits are asked for.</summary>
+    public int MaxLogitRows { get; init; } = 256;
+
+    /// <summary>Longest context; 0 means the model's.</summary>
+    public int MaxContext { get; init; }
+
+    /// <summary>Capture decode steps as CUDA graphs, one per batch size, on first use.</summary>
+    public bool CudaGraphs { get; init; } = true;
+
+    /// <summary>Decode batches above this size run without a graph.</summary>
+    public int MaxGraphBatch { get; init; } = 256;
+
+    /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
+    public string? KernelCacheDirectory { get; init; }
+}

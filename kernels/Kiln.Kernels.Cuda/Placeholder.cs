@@ -1,1 +1,0 @@
-namespace Kiln.Kernels.Cuda; internal static class Placeholder { }

@@ -1,0 +1,147 @@
+using Kiln.Kernels.Cuda.Model;
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Engine;
+using Kiln.Runtime.Kv;
+using Kiln.Runtime.Sampling;
+using Kiln.Runtime.Synthetic;
+
+namespace Kiln.Kernels.Cuda.Tests;
+
+/// <summary>
+/// The whole forward pass on the GPU against the CPU backend on the same bf16 weights, step by step: chunked prefill
+/// over a cached prefix (cuBLAS), decodes (matrix-vector kernel, CUDA graphs), and every position's logits.
+/// </summary>
+public sealed class ForwardTests
+{
+    private static readonly RandomLlamaOptions Small = new()
+    {
+        VocabSize = 1000, Hidden = 512, Intermediate = 1024, Layers = 3, Heads = 8, KvHeads = 2, ContextLength = 512, Seed = 77,
+        RopeBase = 500000f,
+    };
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void MixedSteps_MatchTheCpuBackend_NeedsGpu(bool tiedEmbeddings)
+    {
+        Gpu.Require();
+        using var model = Gpu.RandomModel(Small with { TiedEmbeddings = tiedEmbeddings, Seed = tiedEmbeddings ? 78UL : 77UL });
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") });
+        using var cpuCache = cpu.CreateKvCache(16, 16, 4, 8);
+        using var gpuCache = gpu.CreateKvCache(16, 16, 4, 8);
+        int[] tables = [3, 9, 1, 0, 0, 0, 0, 0, /* row 1 */ 7, 2, 0, 0, 0, 0, 0, 0, /* row 2 */ 12, 5, 0, 0, 0, 0, 0, 0];
+        foreach (var cache in new[] { cpuCache, gpuCache })
+        {
+            cache.Bind(tables, 8, 3);
+        }
+
+        var random = new Random(5);
+        int Next() => random.Next(Small.VocabSize);
+        var prompt0 = Enumerable.Range(0, 20).Select(_ => Next()).ToArray();
+        var prompt1 = Enumerable.Range(0, 3).Select(_ => Next()).ToArray();
+        var prompt2 = Enumerable.Range(0, 9).Select(_ => Next()).ToArray();
+
+        // Step 1: first chunk of sequence 0 (12 tokens) and all of sequence 1: 15 tokens, cuBLAS products.
+        Compare(cpu, gpu, cpuCache, gpuCache, [.. prompt0[..12], .. prompt1], [.. Enumerable.Range(0, 12), 0, 1, 2], [0, 1], [12, 3]);
+        // Step 2: the rest of sequence 0 over its cached prefix, a decode of sequence 1, sequence 2's prompt.
+        Compare(cpu, gpu, cpuCache, gpuCache, [.. prompt0[12..], Next(), .. prompt2], [.. Enumerable.Range(12, 8), 3, .. Enumerable.Range(0, 9)], [0, 1, 2], [8, 1, 9]);
+        // Steps 3-5: decodes of all three, replayed from a CUDA graph after the first; the matrix-vector kernel.
+        for (int step = 0; step < 3; step++)
+        {
+            Compare(cpu, gpu, cpuCache, gpuCache, [Next(), Next(), Next()], [20 + step, 4 + step, 9 + step], [0, 1, 2], [1, 1, 1]);
+        }
+
+        Assert.Equal(1, gpu.GraphCount);
+        // Every position's logits for a short chunk.
+        Compare(cpu, gpu, cpuCache, gpuCache, [Next(), Next()], [23, 24], [0], [2], allPositions: true);
+    }
+
+    private static void Compare(CpuModelRunner cpu, CudaModelRunner gpu, IPagedKvCache cpuCache, IPagedKvCache gpuCache,
+        int[] ids, int[] positions, int[] sequences, int[] lengths, bool allPositions = false)
+    {
+        int rows = allPositions ? ids.Length : sequences.Length;
+        var expected = new float[rows * cpu.Config.VocabSize];
+        var actual = new float[expected.Length];
+        actual.AsSpan().Fill(float.NaN);
+        cpu.Forward(new ForwardBatch(ids, positions, sequences, lengths), (PagedKvCache)cpuCache, expected, allPositions);
+        gpu.Forward(new ForwardBatch(ids, positions, sequences, lengths), gpuCache, actual, allPositions);
+        double error = Gpu.RelativeError(actual, expected);
+        Assert.True(error < 1e-2, $"logits of a step of {ids.Length} tokens differ from the CPU backend by {error:E2} (relative L2)");
+    }
+
+    [Fact]
+    public async Task Engine_MixedPrefillAndDecodeRequests_PickTheCpuArgmax_NeedsGpu()
+    {
+        Gpu.Require();
+        using var model = Gpu.RandomModel(Small);
+        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") });
+        var options = new EngineOptions { MaxBatchedTokens = 64, MaxSequences = 16, KvCacheBytes = 32L << 20, BlockSize = 16 };
+        int[] lengths = [5, 70, 12, 33, 1, 48];
+        var prompts = lengths.Select((n, i) => Enumerable.Range(0, n).Select(j => ((i * 131) + (j * 17)) % Small.VocabSize).ToArray()).ToArray();
+        var outputs = new List<int>[prompts.Length];
+        using (var engine = new InferenceEngine(model, runner, options))
+        {
+            var tasks = prompts.Select(async (prompt, i) =>
+            {
+                var tokens = new List<int>();
+                var request = new GenerationRequest { PromptTokenIds = prompt, Sampling = SamplingParams.Greedy with { MaxTokens = 10, IgnoreEos = true } };
+                await foreach (var e in engine.Submit(request, TestContext.Current.CancellationToken))
+                {
+                    if (e.TokenId >= 0)
+                    {
+                        tokens.Add(e.TokenId);
+                    }
+                }
+
+                outputs[i] = tokens;
+            });
+            await Task.WhenAll(tasks);
+        }
+
+        // Teacher-forced on the CPU: each token the GPU engine chose must be the CPU's argmax up to bf16 noise.
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 128, maxContext: 512);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(10, outputs[i].Count);
+            int[] all = [.. prompts[i], .. outputs[i]];
+            using var cache = cpu.CreateKvCache(8, 16, 1, 8);
+            cache.Bind([0, 1, 2, 3, 4, 5, 6, 7], 8, 1);
+            int vocab = Small.VocabSize;
+            var logits = new float[all.Length * vocab];
+            cpu.Forward(new ForwardBatch(all, [.. Enumerable.Range(0, all.Length)], [0], [all.Length]), (PagedKvCache)cache, logits, allPositions: true);
+            for (int k = 0; k < outputs[i].Count; k++)
+            {
+                var row = logits.AsSpan((prompts[i].Length - 1 + k) * vocab, vocab);
+                float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+                float range = max - System.Numerics.Tensors.TensorPrimitives.Min(row);
+                Assert.True(row[outputs[i][k]] >= max - (0.02f * range), $"request {i} token {k}: the GPU chose {outputs[i][k]} (CPU logit {row[outputs[i][k]]}), the CPU's best is {max}");
+            }
+        }
+    }
+
+    [Fact]
+    public void NcclGroupOfOne_AllReduceInTheForwardPass_ChangesNothing_NeedsGpu()
+    {
+        Gpu.Require();
+        using var model = Gpu.RandomModel(Small);
+        var options = new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") };
+        var group = NcclCommunicator.CreateGroup([0]);
+        using var communicator = group[0];
+        using var plain = new CudaModelRunner(model, options);
+        using var ranked = new CudaModelRunner(model.Config, model.Weights.RopeFactors, options, null, communicator, (_, stream) => CudaWeights.Upload(model.Config, model.Weights, stream));
+        Assert.Equal(1, ranked.TensorParallelSize);
+        var results = new List<float[]>();
+        foreach (var runner in new[] { plain, ranked })
+        {
+            using var cache = runner.CreateKvCache(4, 16, 1, 4);
+            cache.Bind([0, 1, 2, 3], 4, 1);
+            var ids = Enumerable.Range(0, 20).Select(i => (i * 37) % Small.VocabSize).ToArray();
+            var logits = new float[Small.VocabSize];
+            runner.Forward(new ForwardBatch(ids, [.. Enumerable.Range(0, 20)], [0], [20]), cache, logits);
+            results.Add(logits);
+        }
+
+        Assert.Equal(results[0], results[1]);
+    }
+}

@@ -1,0 +1,287 @@
+using Kiln.Kernels.Cuda.Device;
+using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Models;
+
+namespace Kiln.Kernels.Cuda.Tests;
+
+/// <summary>
+/// Each kernel against a float64 reference written here, on random inputs, with outputs poisoned (NaN) before the
+/// launch so an element the kernel never writes fails the test. bf16 results must be within 1e-2 relative (L2).
+/// </summary>
+public sealed class KernelTests
+{
+    [Fact]
+    public void Embedding_GathersRows_NeedsGpu()
+    {
+        Gpu.Require();
+        const int Vocab = 100, Hidden = 96;
+        var table = Gpu.Random(Vocab * Hidden, 1);
+        int[] ids = [5, 99, 0, 5, 42];
+        using var tableBuffer = Gpu.Bf16(table);
+        using var idBuffer = Gpu.Ints(ids);
+        using var x = Gpu.Poisoned((long)ids.Length * Hidden * 4);
+        Gpu.Kernels.Launch("embed_tokens", ((uint)ids.Length, 1), 256, Gpu.Stream, [x.Pointer, tableBuffer.Pointer, idBuffer.Pointer, KernelModule.Int(Hidden)]);
+        var actual = Gpu.ReadFloats(x, ids.Length * Hidden);
+        var expected = ids.SelectMany(id => table.AsSpan(id * Hidden, Hidden).ToArray()).ToArray();
+        Assert.Equal(0, Gpu.RelativeError(actual, expected));
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void RmsNorm_WithResidualAddAndRowSelection_MatchesFloat64_NeedsGpu(bool withAddend, bool selectRows)
+    {
+        Gpu.Require();
+        const int Tokens = 7, Hidden = 2048;
+        const float Eps = 1e-5f;
+        var x = Gpu.Random(Tokens * Hidden, 2, 3f);
+        var addend = Gpu.Random(Tokens * Hidden, 3);
+        var weight = Gpu.Random(Hidden, 4);
+        int[] rows = selectRows ? [6, 2, 3] : [.. Enumerable.Range(0, Tokens)];
+        using var xBuffer = Gpu.Floats(x);
+        using var addendBuffer = Gpu.Floats(addend);
+        using var weightBuffer = Gpu.Floats(weight);
+        using var rowBuffer = Gpu.Ints(rows);
+        using var output = Gpu.Poisoned((long)rows.Length * Hidden * 2);
+        Gpu.Kernels.Launch("add_rmsnorm", ((uint)rows.Length, 1), 256, Gpu.Stream,
+            [xBuffer.Pointer, withAddend ? addendBuffer.Pointer : 0, weightBuffer.Pointer, output.Pointer, selectRows ? rowBuffer.Pointer : 0, KernelModule.Int(Hidden), KernelModule.Float(Eps)]);
+
+        var expected = new double[rows.Length * Hidden];
+        var expectedX = x.Select(v => (double)v).ToArray();
+        for (int r = 0; r < rows.Length; r++)
+        {
+            int src = rows[r];
+            double squares = 0;
+            for (int i = 0; i < Hidden; i++)
+            {
+                double v = x[(src * Hidden) + i] + (withAddend ? addend[(src * Hidden) + i] : 0);
+                expectedX[(src * Hidden) + i] = v;
+                squares += v * v;
+            }
+
+            double inv = 1 / Math.Sqrt((squares / Hidden) + Eps);
+            for (int i = 0; i < Hidden; i++)
+            {
+                expected[(r * Hidden) + i] = expectedX[(src * Hidden) + i] * inv * weight[i];
+            }
+        }
+
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, rows.Length * Hidden), expected), 0, 1e-2);
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(xBuffer, Tokens * Hidden), expectedX), 0, 1e-6);
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.HalfSplit, false)]
+    [InlineData(RopeLayout.AdjacentPairs, false)]
+    [InlineData(RopeLayout.HalfSplit, true)]
+    public void RopeAndKvWrite_RotatesAndFillsSlots_MatchesFloat64_NeedsGpu(RopeLayout layout, bool llama3)
+    {
+        Gpu.Require();
+        const int QHeads = 4, KvHeads = 2, D = Gpu.HeadDim, Slots = 64;
+        var config = new ModelConfig
+        {
+            Architecture = "llama", VocabSize = 10, HiddenSize = QHeads * D, IntermediateSize = 8, LayerCount = 1,
+            HeadCount = QHeads, KvHeadCount = KvHeads, HeadDim = D, MaxPositions = 131072, RopeTheta = 500000, RopeLayout = layout,
+            RopeScaling = llama3 ? new Llama3RopeScaling(8, 1, 4, 8192) : null,
+        };
+        double[] inv = RopeTable.Compute(config, null);
+        int[] positions = [0, 1, 17, 4000, 100000];
+        int[] slots = [3, 63, 0, 17, 40];
+        int tokens = positions.Length;
+        int stride = (QHeads + (2 * KvHeads)) * D;
+        var qkv = Gpu.Random(tokens * stride, 5, 2f);
+        using var qkvBuffer = Gpu.Floats(qkv);
+        using var keys = Gpu.Poisoned((long)Slots * KvHeads * D * 2);
+        using var values = Gpu.Poisoned((long)Slots * KvHeads * D * 2);
+        using var positionBuffer = Gpu.Ints(positions);
+        using var slotBuffer = Gpu.Ints(slots);
+        using var invBuffer = new DeviceBuffer(inv.Length * sizeof(double));
+        invBuffer.Upload<double>(inv, Gpu.Stream);
+        Gpu.Kernels.Launch("rope_write_kv", ((uint)tokens, 1), 128, Gpu.Stream,
+            [qkvBuffer.Pointer, keys.Pointer, values.Pointer, positionBuffer.Pointer, slotBuffer.Pointer, invBuffer.Pointer,
+             KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(layout == RopeLayout.HalfSplit ? 1 : 0)]);
+
+        var expected = qkv.Select(v => (double)v).ToArray();
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int h = 0; h < QHeads + KvHeads; h++)
+            {
+                int head = (t * stride) + (h * D);
+                for (int i = 0; i < D / 2; i++)
+                {
+                    int a = head + (layout == RopeLayout.HalfSplit ? i : 2 * i);
+                    int b = head + (layout == RopeLayout.HalfSplit ? i + (D / 2) : (2 * i) + 1);
+                    double angle = positions[t] * inv[i];
+                    double x0 = qkv[a], x1 = qkv[b];
+                    expected[a] = (x0 * Math.Cos(angle)) - (x1 * Math.Sin(angle));
+                    expected[b] = (x0 * Math.Sin(angle)) + (x1 * Math.Cos(angle));
+                }
+            }
+        }
+
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(qkvBuffer, qkv.Length), expected), 0, 1e-5);
+        var keyCache = Gpu.ReadBf16(keys, Slots * KvHeads * D);
+        var valueCache = Gpu.ReadBf16(values, Slots * KvHeads * D);
+        int kvDim = KvHeads * D;
+        for (int t = 0; t < tokens; t++)
+        {
+            int k = (t * stride) + (QHeads * D);
+            Assert.InRange(Gpu.RelativeError(keyCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k, kvDim)), 0, 1e-2);
+            Assert.InRange(Gpu.RelativeError(valueCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k + kvDim, kvDim)), 0, 1e-2);
+        }
+
+        Assert.True(float.IsNaN(keyCache[1 * kvDim]), "a slot no token maps to must be left alone");
+    }
+
+    [Theory]
+    [InlineData(16)]
+    [InlineData(5)]
+    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64_NeedsGpu(int blockSize)
+    {
+        Gpu.Require();
+        const int QHeads = 8, KvHeads = 2, D = Gpu.HeadDim, Blocks = 40, TableStride = 12;
+        int kvDim = KvHeads * D;
+        // Three sequences: a prefill chunk of 6 tokens over a cached prefix of 30, a decode at 90, a first token at 0.
+        int[] tokenRows = [0, 0, 0, 0, 0, 0, 1, 2];
+        int[] positions = [30, 31, 32, 33, 34, 35, 90, 0];
+        var random = new Random(6);
+        var order = Enumerable.Range(0, Blocks).OrderBy(_ => random.Next()).ToArray();
+        var tables = new int[3 * TableStride];
+        for (int i = 0; i < tables.Length; i++)
+        {
+            tables[i] = order[i % Blocks];
+        }
+
+        int tokens = positions.Length;
+        int stride = (QHeads + (2 * KvHeads)) * D;
+        var qkv = Gpu.Random(tokens * stride, 7);
+        var keys = Gpu.Random(Blocks * blockSize * kvDim, 8);
+        var values = Gpu.Random(Blocks * blockSize * kvDim, 9);
+        using var qkvBuffer = Gpu.Floats(qkv);
+        using var keyBuffer = Gpu.Bf16(keys);
+        using var valueBuffer = Gpu.Bf16(values);
+        using var tableBuffer = Gpu.Ints(tables);
+        using var rowBuffer = Gpu.Ints(tokenRows);
+        using var positionBuffer = Gpu.Ints(positions);
+        using var output = Gpu.Poisoned((long)tokens * QHeads * D * 2);
+        float scale = 1f / MathF.Sqrt(D);
+        Gpu.Kernels.Launch("paged_attention", ((uint)tokens, QHeads), 256, Gpu.Stream,
+            [output.Pointer, qkvBuffer.Pointer, keyBuffer.Pointer, valueBuffer.Pointer, tableBuffer.Pointer, KernelModule.Int(TableStride),
+             rowBuffer.Pointer, positionBuffer.Pointer, KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(blockSize), KernelModule.Float(scale)]);
+
+        var expected = new double[tokens * QHeads * D];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int h = 0; h < QHeads; h++)
+            {
+                int kvh = h / (QHeads / KvHeads);
+                var scores = new double[positions[t] + 1];
+                for (int j = 0; j <= positions[t]; j++)
+                {
+                    int slot = (tables[(tokenRows[t] * TableStride) + (j / blockSize)] * blockSize) + (j % blockSize);
+                    double dot = 0;
+                    for (int d = 0; d < D; d++)
+                    {
+                        dot += qkv[(t * stride) + (h * D) + d] * scale * keys[(slot * kvDim) + (kvh * D) + d];
+                    }
+
+                    scores[j] = dot;
+                }
+
+                double max = scores.Max();
+                double sum = scores.Sum(s => Math.Exp(s - max));
+                for (int j = 0; j <= positions[t]; j++)
+                {
+                    int slot = (tables[(tokenRows[t] * TableStride) + (j / blockSize)] * blockSize) + (j % blockSize);
+                    double p = Math.Exp(scores[j] - max) / sum;
+                    for (int d = 0; d < D; d++)
+                    {
+                        expected[(t * QHeads * D) + (h * D) + d] += p * values[(slot * kvDim) + (kvh * D) + d];
+                    }
+                }
+            }
+        }
+
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, expected.Length), expected), 0, 1e-2);
+    }
+
+    [Fact]
+    public void SwiGlu_MatchesFloat64_NeedsGpu()
+    {
+        Gpu.Require();
+        const int Tokens = 3, Inter = 1000;
+        var gateUp = Gpu.Random(Tokens * 2 * Inter, 10, 4f);
+        using var input = Gpu.Floats(gateUp);
+        using var output = Gpu.Poisoned(Tokens * Inter * 2);
+        Gpu.Kernels.Launch("swiglu", (4, 1), 256, Gpu.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Inter), KernelModule.Int(Tokens)]);
+        var expected = new double[Tokens * Inter];
+        for (int t = 0; t < Tokens; t++)
+        {
+            for (int i = 0; i < Inter; i++)
+            {
+                double g = gateUp[(t * 2 * Inter) + i];
+                expected[(t * Inter) + i] = g / (1 + Math.Exp(-g)) * gateUp[(t * 2 * Inter) + Inter + i];
+            }
+        }
+
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, expected.Length), expected), 0, 1e-2);
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(3, true)]
+    [InlineData(8, false)]
+    public void Gemv_SmallBatchProduct_MatchesFloat64_NeedsGpu(int tokens, bool withBias)
+    {
+        Gpu.Require();
+        const int Rows = 301, Columns = 2056; // a row count that leaves a partial block, columns not a multiple of 256
+        var weights = Gpu.Random(Rows * Columns, 11);
+        var x = Gpu.Random(tokens * Columns, 12);
+        var bias = Gpu.Random(Rows, 13);
+        using var w = Gpu.Bf16(weights);
+        using var xb = Gpu.Bf16(x);
+        using var biasBuffer = Gpu.Floats(bias);
+        using var y = Gpu.Poisoned((long)tokens * Rows * 4);
+        Gpu.Kernels.Launch("gemv_bf16", ((Rows + 7) / 8, 1), 256, Gpu.Stream,
+            [y.Pointer, w.Pointer, xb.Pointer, withBias ? biasBuffer.Pointer : 0, KernelModule.Int(Rows), KernelModule.Int(Columns), KernelModule.Int(tokens)]);
+        var expected = new double[tokens * Rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < Rows; r++)
+            {
+                double sum = withBias ? bias[r] : 0;
+                for (int k = 0; k < Columns; k++)
+                {
+                    sum += (double)weights[(r * Columns) + k] * x[(t * Columns) + k];
+                }
+
+                expected[(t * Rows) + r] = sum;
+            }
+        }
+
+        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(y, expected.Length), expected), 0, 1e-5);
+    }
+
+    [Fact]
+    public void Argmax_PicksTheLargestLogitOfEachRow_NeedsGpu()
+    {
+        Gpu.Require();
+        const int Rows = 5, Vocab = 128256;
+        var logits = Gpu.Random(Rows * Vocab, 14, 10f);
+        logits[(3 * Vocab) + 77] = 50f;
+        logits[(3 * Vocab) + 78] = 50f; // a tie goes to the lower id, as on the CPU
+        using var input = Gpu.Floats(logits);
+        using var output = Gpu.Poisoned(Rows * 4);
+        Gpu.Kernels.Launch("argmax_rows", (Rows, 1), 1024, Gpu.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Vocab)]);
+        var ids = new int[Rows];
+        output.Download<int>(ids, Gpu.Stream);
+        for (int r = 0; r < Rows; r++)
+        {
+            var row = logits.AsSpan(r * Vocab, Vocab);
+            Assert.Equal(row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)), ids[r]);
+        }
+
+        Assert.Equal(77, ids[3]);
+    }
+}

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Native;
+
+namespace Kiln.Kernels.Cuda.Tests;
+
+/// <summary>What must hold on any machine: a clear answer where there is no GPU, and kernel sources that parse.</summary>
+public sealed class NoGpuTests
+{
+    [Fact]
+    public void WithoutAGpu_OpeningTheBackendSaysWhyAndPointsToTheCpu()
+    {
+        if (Gpu.MissingReason is null)
+        {
+            Assert.Skip("this machine has a GPU; the no-GPU message is checked where there is none");
+        }
+
+        var error = Assert.Throws<CudaUnavailableException>(() => CudaDevice.Open());
+        Assert.Contains("cannot start", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--device cpu", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, CudaDevice.Count);
+    }
+
+    [Fact]
+    public void EveryKernelTheRunnerLaunches_IsInTheEmbeddedSource()
+    {
+        string source = KernelCompiler.Source();
+        Assert.StartsWith("// ---- Kiln.Kernels.common.cuh", source, StringComparison.Ordinal);
+        foreach (string name in KernelModule.KernelNames)
+        {
+            Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(", source);
+        }
+    }
+
+    [Fact]
+    public void KernelSources_PassTheCompilerSyntaxCheck_NeedsGxx()
+    {
+        string root = RepositoryRoot();
+        string script = Path.Combine(root, "kernels", "tools", "check-kernels.sh");
+        if (!File.Exists("/usr/bin/g++") && !File.Exists("/usr/local/bin/g++"))
+        {
+            Assert.Skip("needs g++ to parse the CUDA sources through kernels/tools/cuda_shim.h");
+        }
+
+        foreach (int headDim in new[] { 64, 128 })
+        {
+            using var process = Process.Start(new ProcessStartInfo("bash", [script, $"-DHEAD_DIM={headDim}"])
+            {
+                WorkingDirectory = root,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            string output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, output);
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Functions.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        Assert.Skip("the repository is not above the test binaries (a published copy): the syntax check runs from a checkout");
+        return "";
+    }
+}

@@ -1,0 +1,94 @@
+using Kiln.Kernels.Cuda.Device;
+
+namespace Kiln.Kernels.Cuda.Tests;
+
+/// <summary>Top-k/top-p sampling on the device against the distribution computed here in float64.</summary>
+public sealed class SamplingTests
+{
+    [Theory]
+    [InlineData(0.8f, 10, 1f)]
+    [InlineData(1.0f, 0, 0.7f)]
+    [InlineData(1.3f, 20, 0.9f)]
+    public void TopKTopP_DrawsFollowTheFilteredDistribution_NeedsGpu(float temperature, int topK, float topP)
+    {
+        Gpu.Require();
+        const int Vocab = 64, Draws = 20000;
+        var row = Gpu.Random(Vocab, 15, 3f);
+        // Every draw is a row of the same logits with its own seed: one launch samples them all.
+        var logits = new float[Draws * Vocab];
+        for (int d = 0; d < Draws; d++)
+        {
+            row.CopyTo(logits, d * Vocab);
+        }
+
+        using var logitBuffer = Gpu.Floats(logits);
+        using var temperatures = Gpu.Floats(Enumerable.Repeat(temperature, Draws).ToArray());
+        using var topKs = Gpu.Ints(Enumerable.Repeat(topK, Draws).ToArray());
+        using var topPs = Gpu.Floats(Enumerable.Repeat(topP, Draws).ToArray());
+        using var seeds = new DeviceBuffer(Draws * sizeof(ulong));
+        seeds.Upload<ulong>(Enumerable.Range(0, Draws).Select(i => (ulong)i * 7919).ToArray(), Gpu.Stream);
+        using var output = Gpu.Poisoned(Draws * 4);
+        Gpu.Kernels.Launch("sample_rows", (Draws, 1), 1024, Gpu.Stream,
+            [output.Pointer, logitBuffer.Pointer, KernelModule.Int(Vocab), temperatures.Pointer, topKs.Pointer, topPs.Pointer, seeds.Pointer, 3]);
+        var drawn = new int[Draws];
+        output.Download<int>(drawn, Gpu.Stream);
+
+        // Reference: softmax(logits / T), keep the top k, then the smallest head holding top_p of what is left.
+        var order = Enumerable.Range(0, Vocab).OrderByDescending(i => row[i]).ToArray();
+        int kept = topK > 0 ? Math.Min(topK, Vocab) : Vocab;
+        double max = row.Max();
+        var weights = order.Take(kept).Select(i => Math.Exp((row[i] - max) / temperature)).ToArray();
+        double total = weights.Sum();
+        int head = 0;
+        for (double mass = 0; head < kept && mass < topP * total; head++)
+        {
+            mass += weights[head];
+        }
+
+        var allowed = order.Take(head).ToArray();
+        double allowedMass = weights.Take(head).Sum();
+        var counts = new int[Vocab];
+        foreach (int id in drawn)
+        {
+            Assert.InRange(id, 0, Vocab - 1);
+            Assert.Contains(id, allowed);
+            counts[id]++;
+        }
+
+        for (int i = 0; i < head; i++)
+        {
+            double p = weights[i] / allowedMass;
+            double sigma = Math.Sqrt(p * (1 - p) / Draws);
+            Assert.InRange((double)counts[allowed[i]] / Draws, p - (5 * sigma) - 1e-3, p + (5 * sigma) + 1e-3);
+        }
+    }
+
+    [Fact]
+    public void ZeroTemperature_IsGreedy_AndASeedRepeats_NeedsGpu()
+    {
+        Gpu.Require();
+        const int Vocab = 5000;
+        var logits = Gpu.Random(2 * Vocab, 16, 5f);
+        using var logitBuffer = Gpu.Floats(logits);
+        using var temperatures = Gpu.Floats([0f, 1f]);
+        using var topKs = Gpu.Ints([0, 50]);
+        using var topPs = Gpu.Floats([1f, 0.95f]);
+        using var seeds = new DeviceBuffer(2 * sizeof(ulong));
+        seeds.Upload<ulong>([1, 2], Gpu.Stream);
+        int[] Draw(ulong step)
+        {
+            using var output = Gpu.Poisoned(8);
+            Gpu.Kernels.Launch("sample_rows", (2, 1), 1024, Gpu.Stream,
+                [output.Pointer, logitBuffer.Pointer, KernelModule.Int(Vocab), temperatures.Pointer, topKs.Pointer, topPs.Pointer, seeds.Pointer, step]);
+            var ids = new int[2];
+            output.Download<int>(ids, Gpu.Stream);
+            return ids;
+        }
+
+        var first = Draw(0);
+        Assert.Equal(logits.AsSpan(0, Vocab).IndexOf(logits.AsSpan(0, Vocab).ToArray().Max()), first[0]);
+        Assert.Equal(first, Draw(0));
+        var steps = Enumerable.Range(1, 20).Select(s => Draw((ulong)s)[1]).ToHashSet();
+        Assert.True(steps.Count > 1, "different steps must be able to draw different tokens");
+    }
+}
