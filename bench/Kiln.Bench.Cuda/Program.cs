@@ -8,7 +8,7 @@ using Kiln.Runtime.Models;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
-// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16]
+// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep]
 var settings = Settings.Parse(args);
 if (CudaDevice.UnavailableReason() is { } missing)
 {
@@ -24,9 +24,17 @@ var config = new ModelConfig
 int maxBatch = settings.Batches.Max();
 using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1);
 Console.WriteLine($"device: {runner.Device}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
-using (var again = new KernelModule(runner.Device, config.HeadDim))
+using (var again = new KernelModule(runner.Device, config.HeadDim, null, runner.Kernels.GqaGroup))
 {
     Console.WriteLine($"kernel module again (warm restart): {(again.FromCache ? "from cache" : "compiled")} in {again.CompileTime.TotalMilliseconds:F1} ms");
+}
+
+if (settings.GemvSweep)
+{
+    (int, int)[] shapes = [(config.QueryDim + (2 * config.KvDim), config.HiddenSize), (config.HiddenSize, config.QueryDim),
+        (2 * config.IntermediateSize, config.HiddenSize), (config.HiddenSize, config.IntermediateSize), (config.VocabSize, config.HiddenSize)];
+    GemvSweep.Run(runner.Device, runner.Kernels, runner.Stream, shapes, tokens: 1);
+    GemvSweep.Run(runner.Device, runner.Kernels, runner.Stream, shapes, tokens: 8);
 }
 
 const int BlockSize = 16;
@@ -56,6 +64,7 @@ var random = new Random(3);
     }
 
     double ms = Median(times.Skip(2));
+    Profile($"prefill {settings.Prefill}", () => runner.ForwardGreedy(new ForwardBatch(ids, positions, [0], [settings.Prefill]), cache, next));
     results["prefill_ms"] = ms;
     results["prefill_tok_s"] = settings.Prefill / ms * 1000;
     Console.WriteLine($"prefill {settings.Prefill} tokens: {ms:F2} ms, {settings.Prefill / ms * 1000:F0} tok/s");
@@ -116,7 +125,29 @@ return 0;
     }
 
     double perStep = timed / (settings.NewTokens - 1);
+    Array.Fill(stepPositions, settings.Prompt + settings.NewTokens - 1);
+    Profile($"decode step at batch {batch}", () => runner.ForwardGreedy(new ForwardBatch(tokens, stepPositions, all, ones), cache, next));
     return (batch / perStep * 1000, perStep);
+}
+
+// With --profile: where one step's time goes, kernel by kernel (eager, timed with CUDA events).
+void Profile(string what, Action step)
+{
+    if (!settings.Profile)
+    {
+        return;
+    }
+
+    using var profiler = new KernelProfiler();
+    runner.Profiler = profiler;
+    step();
+    runner.Profiler = null;
+    var entries = profiler.Collect();
+    Console.WriteLine($"  profile of one {what}: {entries.Sum(e => e.Milliseconds):F3} ms in kernels");
+    foreach (var (name, ms, calls) in entries.Take(12))
+    {
+        Console.WriteLine($"    {name,-36} {ms,8:F3} ms  {calls,4} calls");
+    }
 }
 
 static double Median(IEnumerable<double> values)
@@ -125,7 +156,7 @@ static double Median(IEnumerable<double> values)
     return sorted[sorted.Length / 2];
 }
 
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers)
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep)
 {
     public static Settings Parse(string[] args)
     {
@@ -137,6 +168,8 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
             Int("--prompt", 128),
             Int("--new-tokens", 128),
             (Value("--batches") ?? "1,32,128").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
-            Int("--layers", 16));
+            Int("--layers", 16),
+            args.Contains("--profile"),
+            args.Contains("--gemv-sweep"));
     }
 }

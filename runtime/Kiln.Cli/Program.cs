@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Kiln.Cli.Commands;
+using Kiln.Kernels.Cuda.Native;
 
 var root = new RootCommand("kiln: run LLMs on Kiln's warm-resident engine. With no --model, a built-in demo model (random weights, GPT-2 vocabulary) is used.")
 {
@@ -17,9 +18,11 @@ catch (OperationCanceledException)
 {
     return 130;
 }
-catch (Exception e) when (e is IOException or FormatException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+catch (Exception e) when (e is IOException or FormatException or ArgumentException or InvalidOperationException or UnauthorizedAccessException
+    or CudaUnavailableException)
 {
-    // Bad input (a malformed model, a missing file, an out-of-range option) is a message, not a stack trace.
+    // Bad input (a malformed model, a missing file, an out-of-range option, --device cuda without a GPU) is a
+    // message, not a stack trace.
     await Console.Error.WriteLineAsync($"kiln: error: {e.Message}");
     return 1;
 }

@@ -14,7 +14,7 @@ internal static unsafe class Gpu
 {
     public const int HeadDim = 64;
     private static readonly Lazy<(CudaDevice Device, nint Stream, KernelModule Kernels)> Shared = new(Open);
-    private static readonly string CacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache");
+    public static readonly string CacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache");
 
     public static string? MissingReason => CudaDevice.UnavailableReason();
 

@@ -135,11 +135,14 @@ public sealed class KernelTests
     }
 
     [Theory]
-    [InlineData(16)]
-    [InlineData(5)]
-    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64_NeedsGpu(int blockSize)
+    [InlineData(16, 4)] // a block serves a KV head's four query heads
+    [InlineData(5, 4)]
+    [InlineData(16, 1)] // a block per query head, as for models whose group is too large
+    [InlineData(7, 1)]
+    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64_NeedsGpu(int blockSize, int gqaGroup)
     {
         Gpu.Require();
+        using var kernels = new KernelModule(Gpu.Device, Gpu.HeadDim, Gpu.CacheDirectory, gqaGroup);
         const int QHeads = 8, KvHeads = 2, D = Gpu.HeadDim, Blocks = 40, TableStride = 12;
         int kvDim = KvHeads * D;
         // Three sequences: a prefill chunk of 6 tokens over a cached prefix of 30, a decode at 90, a first token at 0.
@@ -166,7 +169,7 @@ public sealed class KernelTests
         using var positionBuffer = Gpu.Ints(positions);
         using var output = Gpu.Poisoned((long)tokens * QHeads * D * 2);
         float scale = 1f / MathF.Sqrt(D);
-        Gpu.Kernels.Launch("paged_attention", ((uint)tokens, QHeads), 256, Gpu.Stream,
+        kernels.Launch("paged_attention", ((uint)tokens, (uint)(QHeads / gqaGroup)), 256, Gpu.Stream,
             [output.Pointer, qkvBuffer.Pointer, keyBuffer.Pointer, valueBuffer.Pointer, tableBuffer.Pointer, KernelModule.Int(TableStride),
              rowBuffer.Pointer, positionBuffer.Pointer, KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(blockSize), KernelModule.Float(scale)]);
 
@@ -229,13 +232,15 @@ public sealed class KernelTests
     }
 
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(3, true)]
-    [InlineData(8, false)]
-    public void Gemv_SmallBatchProduct_MatchesFloat64_NeedsGpu(int tokens, bool withBias)
+    [InlineData(1, false, "gemv_bf16")]
+    [InlineData(3, true, "gemv_bf16_u8")]
+    [InlineData(8, false, "gemv_bf16_r2")]
+    [InlineData(2, true, "gemv_bf16_r4")]
+    [InlineData(5, false, "gemv_bf16_b128")]
+    public void Gemv_SmallBatchProduct_MatchesFloat64_NeedsGpu(int tokens, bool withBias, string kernel)
     {
         Gpu.Require();
-        const int Rows = 301, Columns = 2056; // a row count that leaves a partial block, columns not a multiple of 256
+        const int Rows = 301, Columns = 2056; // rows that leave a partial block and warp, columns not a multiple of 256
         var weights = Gpu.Random(Rows * Columns, 11);
         var x = Gpu.Random(tokens * Columns, 12);
         var bias = Gpu.Random(Rows, 13);
@@ -243,7 +248,8 @@ public sealed class KernelTests
         using var xb = Gpu.Bf16(x);
         using var biasBuffer = Gpu.Floats(bias);
         using var y = Gpu.Poisoned((long)tokens * Rows * 4);
-        Gpu.Kernels.Launch("gemv_bf16", ((Rows + 7) / 8, 1), 256, Gpu.Stream,
+        var variant = Model.GemvVariant.All.Single(v => v.Kernel == kernel);
+        Gpu.Kernels.Launch(kernel, (variant.Blocks(Rows), 1), (uint)variant.Threads, Gpu.Stream,
             [y.Pointer, w.Pointer, xb.Pointer, withBias ? biasBuffer.Pointer : 0, KernelModule.Int(Rows), KernelModule.Int(Columns), KernelModule.Int(tokens)]);
         var expected = new double[tokens * Rows];
         for (int t = 0; t < tokens; t++)

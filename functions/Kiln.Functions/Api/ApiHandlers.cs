@@ -45,6 +45,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
             w.WriteStartObject();
             w.WriteString("status", state switch { ModelState.Ready => "ready", ModelState.Loading => "loading", _ => "failed" });
             w.WriteString("model", model.ModelId);
+            w.WriteString("device", model.Device);
             if (model.LoadError is { } error)
             {
                 w.WriteString("error", error.Message);
@@ -66,6 +67,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
             w.WriteStartObject();
             w.WriteString("model", model.ModelId);
             w.WriteString("state", model.State.ToString().ToLowerInvariant());
+            w.WriteString("device", model.Device);
             w.WriteNumber("waitingRequests", stats?.WaitingRequests ?? 0);
             w.WriteNumber("runningSequences", stats?.RunningSequences ?? 0);
             w.WriteNumber("pendingPromptTokens", stats?.PendingPromptTokens ?? 0);

@@ -4,10 +4,20 @@ using Microsoft.Extensions.Configuration;
 
 namespace Kiln.Functions.Hosting;
 
+/// <summary>Where the model runs (setting <c>Kiln:Device</c>).</summary>
+public enum KilnDevice
+{
+    Cpu,
+
+    /// <summary>NVIDIA GPUs through the CUDA backend: one, or one rank per GPU with <c>TensorParallelSize</c>.</summary>
+    Cuda,
+}
+
 /// <summary>
 /// The app's settings, from configuration section <c>Kiln</c> (app setting or environment <c>Kiln__Model</c>,
 /// command line <c>--Kiln:Model</c>): the model path (a Hugging Face directory or a GGUF file; the demo model when
-/// unset) and the engine options by their property names (<c>Kiln:MaxSequences</c>, <c>Kiln:KvCacheBytes</c>, ...).
+/// unset), the device (<c>Kiln:Device</c>, cpu or cuda) and the engine options by their property names
+/// (<c>Kiln:MaxSequences</c>, <c>Kiln:KvCacheBytes</c>, ...).
 /// </summary>
 public sealed record KilnSettings
 {
@@ -16,9 +26,17 @@ public sealed record KilnSettings
     /// <summary>The id the demo model is served under.</summary>
     public const string DemoModelId = "kiln-demo";
 
+    /// <summary>On a GPU the KV pool takes this share of the memory left after the weights, unless configured.</summary>
+    public const double CudaKvCacheMemoryFraction = 0.9;
+
     public string? ModelPath { get; init; }
 
+    public KilnDevice Device { get; init; } = KilnDevice.Cpu;
+
     public EngineOptions Engine { get; init; } = new();
+
+    /// <summary>The device as the app reports it: <c>cpu</c> or <c>cuda</c>.</summary>
+    public string DeviceName => Device == KilnDevice.Cuda ? "cuda" : "cpu";
 
     /// <summary>The model id clients must name: the file or directory name, or <see cref="DemoModelId"/>.</summary>
     public string ModelId => ModelIdFor(ModelPath);
@@ -28,9 +46,30 @@ public sealed record KilnSettings
         ArgumentNullException.ThrowIfNull(configuration);
         var section = configuration.GetSection(Section);
 
-        // The binder sets init-only properties; unknown keys (Model, Queue...) are ignored.
+        // The binder sets init-only properties; unknown keys (Model, Device, Queue...) are ignored.
         var engine = section.Get<EngineOptions>() ?? new EngineOptions();
-        return new KilnSettings { ModelPath = NullIfBlank(section["Model"]), Engine = engine };
+        var device = ParseDevice(section["Device"]);
+        if (device == KilnDevice.Cuda && section[nameof(EngineOptions.KvCacheMemoryFraction)] is null)
+        {
+            // The CPU default (a quarter of RAM) suits a process that shares its host; a GPU is the server's own.
+            engine = engine with { KvCacheMemoryFraction = CudaKvCacheMemoryFraction };
+        }
+
+        return new KilnSettings { ModelPath = NullIfBlank(section["Model"]), Device = device, Engine = engine };
+    }
+
+    /// <summary>cpu (also when unset) or cuda, in any case; anything else fails the start, naming the setting.</summary>
+    public static KilnDevice ParseDevice(string? value)
+    {
+        string text = value?.Trim() ?? string.Empty;
+        if (text.Length == 0 || text.Equals("cpu", StringComparison.OrdinalIgnoreCase))
+        {
+            return KilnDevice.Cpu;
+        }
+
+        return text.Equals("cuda", StringComparison.OrdinalIgnoreCase)
+            ? KilnDevice.Cuda
+            : throw new InvalidOperationException($"setting {Section}:Device (environment {Section}__Device) is '{value}': it must be cpu or cuda");
     }
 
     public static string ModelIdFor(string? path)

@@ -1,4 +1,7 @@
+using Kiln.Kernels.Cuda;
+using Kiln.Kernels.Cuda.Native;
 using Kiln.Runtime.Chat;
+using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Loading;
@@ -18,8 +21,10 @@ public enum ModelState
 }
 
 /// <summary>
-/// Owns the process's one engine. Loading starts in the background when the host starts, so the app answers at once
-/// (health, and 503 on ready and the API) and the engine then stays warm for the life of the process.
+/// Owns the process's one engine, on the CPU or on the CUDA backend (<see cref="KilnSettings.Device"/>). Loading
+/// starts in the background when the host starts, so the app answers at once (health, and 503 on ready and the API)
+/// and the engine then stays warm for the life of the process. A load that fails, a missing GPU included, leaves the
+/// app up and reports the reason on ready and in the log.
 /// </summary>
 public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> logger, ModelLoadFunc? load = null) : IHostedService, IDisposable
 {
@@ -32,6 +37,9 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
     public string ModelId { get; } = settings.ModelId;
 
     public KilnSettings Settings { get; } = settings;
+
+    /// <summary>Where the model runs: <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device => Settings.DeviceName;
 
     /// <summary>Seconds since the Unix epoch when the app started: the model's "created".</summary>
     public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -63,31 +71,71 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
 
     private void Load()
     {
+        LoadedModel? model = null;
+        InferenceEngine? engine = null;
         try
         {
-            LogLoading(logger, ModelId, Settings.ModelPath ?? DemoModel.SourceName);
+            LogLoading(logger, ModelId, Settings.ModelPath ?? DemoModel.SourceName, Device);
+            if (Settings.Device == KilnDevice.Cuda && CudaBackend.UnavailableReason is { } reason)
+            {
+                // Before mapping gigabytes that could not run anyway.
+                throw new CudaUnavailableException($"setting {KilnSettings.Section}:Device is cuda, but the CUDA backend cannot start: {reason}. Set it to cpu to run on the CPU.");
+            }
+
             var started = System.Diagnostics.Stopwatch.StartNew();
-            var model = (load ?? (path => ModelLoader.Load(path)))(Settings.ModelPath);
+            model = (load ?? (path => ModelLoader.Load(path)))(Settings.ModelPath);
             Template = DetectTemplate(Settings.ModelPath);
-            _engine = new InferenceEngine(model, Settings.Engine);
+            engine = CreateEngine(model, Settings);
+            _engine = engine;
             if (Volatile.Read(ref _disposed))
             {
                 Dispose(); // the host stopped while the model loaded
                 return;
             }
 
-            LogLoaded(logger, ModelId, started.Elapsed.TotalSeconds, Template.Family);
+            LogLoaded(logger, ModelId, started.Elapsed.TotalSeconds, Template.Family, Device);
         }
 #pragma warning disable CA1031 // any failure is reported through /ready and 503s, not by crashing the host
         catch (Exception e)
 #pragma warning restore CA1031
         {
+            if (engine is null)
+            {
+                model?.Dispose(); // no engine holds it: unmap it rather than keep a failed load's gigabytes
+            }
+
             _error = e;
-            LogFailed(logger, e, ModelId);
+            LogFailed(logger, e, ModelId, Device);
         }
         finally
         {
             _loaded.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// The CPU engine, or the engine on a CUDA runner sized to the engine's limits (the runner must take a step's
+    /// tokens and one row of logits per running sequence); the engine owns the runner once it exists.
+    /// </summary>
+    private static InferenceEngine CreateEngine(LoadedModel model, KilnSettings settings)
+    {
+        var options = settings.Engine;
+        if (settings.Device != KilnDevice.Cuda)
+        {
+            return new InferenceEngine(model, options);
+        }
+
+        options.Validate();
+        IModelRunner runner = CudaBackend.CreateRunner(
+            model, options.TensorParallelSize, maxBatchTokens: options.MaxBatchedTokens, maxLogitRows: options.MaxSequences, maxContext: options.MaxModelLength);
+        try
+        {
+            return new InferenceEngine(model, runner, options);
+        }
+        catch
+        {
+            runner.Dispose();
+            throw;
         }
     }
 
@@ -126,12 +174,12 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
-    private static partial void LogLoading(ILogger logger, string modelId, string path);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path} on {Device}")]
+    private static partial void LogLoading(ILogger logger, string modelId, string path, string device);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model {ModelId} loaded in {Seconds:F1} s; chat template {Family}")]
-    private static partial void LogLoaded(ILogger logger, string modelId, double seconds, ChatTemplateFamily family);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {ModelId} loaded in {Seconds:F1} s on {Device}; chat template {Family}")]
+    private static partial void LogLoaded(ILogger logger, string modelId, double seconds, ChatTemplateFamily family, string device);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Model {ModelId} failed to load")]
-    private static partial void LogFailed(ILogger logger, Exception exception, string modelId);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Model {ModelId} failed to load on {Device}")]
+    private static partial void LogFailed(ILogger logger, Exception exception, string modelId, string device);
 }

@@ -12,17 +12,23 @@ public sealed unsafe class KernelModule : IDisposable
 {
     private readonly nint _module;
     private readonly Dictionary<string, nint> _functions = [];
+    private readonly int _gqaGroup;
 
-    public KernelModule(CudaDevice device, int headDim, string? cacheDirectory = null)
+    /// <summary>
+    /// Compiles (or loads from the cache) the kernels for a head size and for <paramref name="gqaGroup"/> query heads
+    /// served together by one attention block (<see cref="AttentionGroup"/> gives the right value for a model).
+    /// </summary>
+    public KernelModule(CudaDevice device, int headDim, string? cacheDirectory = null, int gqaGroup = 1)
     {
         if (headDim % 32 != 0 || headDim > 256)
         {
             throw new NotSupportedException($"the CUDA kernels take head sizes that are multiples of 32 up to 256, not {headDim}");
         }
 
+        _gqaGroup = gqaGroup;
         device.MakeCurrent();
         var clock = Stopwatch.StartNew();
-        byte[] cubin = KernelCompiler.Compile(KernelCompiler.Source(), device.ComputeCapability, [$"HEAD_DIM={headDim}"], cacheDirectory ?? KernelCompiler.DefaultCacheDirectory(), out bool cached);
+        byte[] cubin = KernelCompiler.Compile(KernelCompiler.Source(), device.ComputeCapability, [$"HEAD_DIM={headDim}", $"GQA_GROUP={gqaGroup}"], cacheDirectory ?? KernelCompiler.DefaultCacheDirectory(), out bool cached);
         CompileTime = clock.Elapsed;
         FromCache = cached;
         fixed (byte* image = cubin)
@@ -37,10 +43,22 @@ public sealed unsafe class KernelModule : IDisposable
         }
     }
 
+    public int GqaGroup => _gqaGroup;
+
+    /// <summary>
+    /// Query heads one attention block serves together: the model's whole GQA group when its scores and partial
+    /// outputs fit the block's shared memory (group x head size up to 1024 floats, group up to 8), else 1.
+    /// </summary>
+    public static int AttentionGroup(int queryHeads, int kvHeads, int headDim)
+    {
+        int group = queryHeads / kvHeads;
+        return group <= 8 && group * headDim <= 1024 ? group : 1;
+    }
+
     public static IReadOnlyList<string> KernelNames { get; } =
     [
         "embed_tokens", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
-        "fill_random_bf16", "gemv_bf16", "argmax_rows", "sample_rows",
+        "fill_random_bf16", "gemv_bf16", "gemv_bf16_u8", "gemv_bf16_r2", "gemv_bf16_r4", "gemv_bf16_b128", "argmax_rows", "sample_rows",
     ];
 
     /// <summary>How long compiling (or reading the cached cubin) took.</summary>

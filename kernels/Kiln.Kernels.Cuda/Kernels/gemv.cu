@@ -1,39 +1,44 @@
 // Linear layer for a few tokens (decode at small batch): y[t][r] = sum_k w[r][k] * x[t][k] (+ bias[r]).
 // w is bf16 [rows x cols] row-major, x bf16 [tokens x cols], y float32 [tokens x rows]. At a handful of tokens the
-// step is bound by reading the weights once, so each warp streams one row with 16-byte loads, GEMV_UNROLL loads in
-// flight per lane, and multiplies every loaded weight against all tokens. cols must be a multiple of 8.
+// step is bound by reading the weights once, so each warp streams ROWS rows with 16-byte loads, UNROLL loads per row
+// in flight per lane, and multiplies every loaded weight against all tokens. cols must be a multiple of 8.
+// The variants differ only in how many bytes each warp keeps in flight; the runner picks one per shape from what
+// the GPU benchmark's --gemv-sweep measured.
 #define GEMV_MAX_TOKENS 8
-#define GEMV_UNROLL 4
 
-extern "C" __global__ void __launch_bounds__(256)
-gemv_bf16(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias,
-          int rows, int cols, int tokens)
+template <int UNROLL, int ROWS>
+__device__ __forceinline__ void gemv_rows(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x,
+                                          const float* __restrict__ bias, int rows, int cols, int tokens)
 {
-    int row = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
-    if (row >= rows) return;
-    const uint4* wr = (const uint4*)(w + (usize)row * cols);
+    int first_row = warp * ROWS;
+    if (first_row >= rows) return;
     int vectors = cols >> 3;
-    float acc[GEMV_MAX_TOKENS];
+    const uint4* wr[ROWS];
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++) acc[t] = 0.0f;
+    for (int r = 0; r < ROWS; r++) wr[r] = (const uint4*)(w + (usize)min(first_row + r, rows - 1) * cols);
+    float acc[ROWS][GEMV_MAX_TOKENS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++)
+#pragma unroll
+        for (int t = 0; t < GEMV_MAX_TOKENS; t++) acc[r][t] = 0.0f;
 
-    for (int first = lane; first < vectors; first += 32 * GEMV_UNROLL)
+    for (int first = lane; first < vectors; first += 32 * UNROLL)
     {
-        uint4 wv[GEMV_UNROLL];
+        uint4 wv[ROWS][UNROLL];
 #pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++)
+        for (int u = 0; u < UNROLL; u++)
         {
             int c = first + u * 32;
-            wv[u] = c < vectors ? __ldg(wr + c) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) wv[r][u] = c < vectors ? __ldg(wr[r] + c) : make_uint4(0u, 0u, 0u, 0u);
         }
 #pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++)
+        for (int u = 0; u < UNROLL; u++)
         {
             int c = first + u * 32;
             if (c >= vectors) break;
-            float wf[8];
-            unpack8(wv[u], wf);
 #pragma unroll
             for (int t = 0; t < GEMV_MAX_TOKENS; t++)
             {
@@ -41,23 +46,63 @@ gemv_bf16(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restr
                 {
                     float xf[8];
                     unpack8(((const uint4*)(x + (usize)t * cols))[c], xf);
-                    float s = acc[t];
 #pragma unroll
-                    for (int e = 0; e < 8; e++) s += wf[e] * xf[e];
-                    acc[t] = s;
+                    for (int r = 0; r < ROWS; r++)
+                    {
+                        float wf[8];
+                        unpack8(wv[r][u], wf);
+                        float s = acc[r][t];
+#pragma unroll
+                        for (int e = 0; e < 8; e++) s += wf[e] * xf[e];
+                        acc[r][t] = s;
+                    }
                 }
             }
         }
     }
 
-    float b = bias ? bias[row] : 0.0f;
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++)
+    for (int r = 0; r < ROWS; r++)
     {
-        if (t < tokens)
+        int row = first_row + r;
+#pragma unroll
+        for (int t = 0; t < GEMV_MAX_TOKENS; t++)
         {
-            float s = warp_sum(acc[t]);
-            if (lane == 0) y[(usize)t * rows + row] = s + b;
+            if (t < tokens)
+            {
+                float s = warp_sum(acc[r][t]);
+                if (lane == 0 && row < rows) y[(usize)t * rows + row] = s + (bias ? bias[row] : 0.0f);
+            }
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+gemv_bf16(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
+{
+    gemv_rows<4, 1>(y, w, x, bias, rows, cols, tokens);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+gemv_bf16_u8(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
+{
+    gemv_rows<8, 1>(y, w, x, bias, rows, cols, tokens);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+gemv_bf16_r2(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
+{
+    gemv_rows<4, 2>(y, w, x, bias, rows, cols, tokens);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+gemv_bf16_r4(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
+{
+    gemv_rows<2, 4>(y, w, x, bias, rows, cols, tokens);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+gemv_bf16_b128(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
+{
+    gemv_rows<4, 1>(y, w, x, bias, rows, cols, tokens);
 }

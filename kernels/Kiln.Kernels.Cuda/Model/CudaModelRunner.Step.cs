@@ -11,6 +11,9 @@ public sealed unsafe partial class CudaModelRunner
 {
     private CudaKvCache? _graphCache;
 
+    /// <summary>When set, steps run eagerly and every launch is timed (the benchmark's --profile).</summary>
+    public KernelProfiler? Profiler { get; set; }
+
     /// <summary>The step's ints on the device: token ids, positions, slots and block-table rows [MaxBatchTokens each], output rows [MaxLogitRows].</summary>
     private int StepInts => (4 * MaxBatchTokens) + _options.MaxLogitRows;
 
@@ -60,7 +63,7 @@ public sealed unsafe partial class CudaModelRunner
         _device.MakeCurrent();
         Driver.Check(Driver.cuMemcpyHtoDAsync(_stepArrays.Pointer, _hostStep.Pointer, (nuint)(StepInts * sizeof(int)), _stream));
         bool decode = !allPositions && tokens == batch.SequenceCount;
-        if (decode && _options.CudaGraphs && tokens <= _options.MaxGraphBatch)
+        if (decode && _options.CudaGraphs && tokens <= _options.MaxGraphBatch && Profiler is null)
         {
             LaunchGraph(tokens, kv);
         }
@@ -149,7 +152,7 @@ public sealed unsafe partial class CudaModelRunner
             Launch("rope_write_kv", (uint)tokens, 1, 128,
                 [_qkv.Pointer, kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
                  KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
-            Launch("paged_attention", (uint)tokens, (uint)c.HeadCount, 256,
+            Launch("paged_attention", (uint)tokens, (uint)(c.HeadCount / _kernels.GqaGroup), 256,
                 [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
                  tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
                  KernelModule.Float(1f / MathF.Sqrt(c.HeadDim))]);
@@ -173,7 +176,8 @@ public sealed unsafe partial class CudaModelRunner
         ulong biasPointer = bias?.Pointer ?? 0;
         if (tokens <= GemvMaxTokens && inFeatures % 8 == 0)
         {
-            Launch("gemv_bf16", (uint)((outFeatures + 7) / 8), 1, 256,
+            var gemv = GemvVariant.For(outFeatures, inFeatures);
+            Launch(Profiler is null ? gemv.Kernel : $"{gemv.Kernel} {outFeatures}x{inFeatures}", gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
                 [y.Pointer, weight.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)]);
             return;
         }
@@ -181,10 +185,12 @@ public sealed unsafe partial class CudaModelRunner
         // Row-major W [out x in] is column-major W^T, so y^T = op(W^T)^T x^T is GemmEx(T, N) with m = out, n = tokens.
         float alpha = 1f;
         float beta = 0f;
+        Profiler?.Begin(_stream);
         CuBlas.Check(CuBlas.cublasGemmEx(
             _blas, CuBlas.OpT, CuBlas.OpN, outFeatures, tokens, inFeatures, &alpha,
             weight.Pointer, CuBlas.DataBF16, inFeatures, x.Pointer, CuBlas.DataBF16, inFeatures, &beta,
             y.Pointer, CuBlas.DataF32, outFeatures, CuBlas.Compute32F, CuBlas.GemmDefault));
+        Profiler?.End($"cublasGemmEx {outFeatures}x{inFeatures}", _stream);
         if (bias is not null)
         {
             Launch("add_bias", Grid((long)tokens * outFeatures), 1, 256, [y.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(tokens)]);
@@ -194,8 +200,21 @@ public sealed unsafe partial class CudaModelRunner
     /// <summary>The row-parallel products leave partial sums on each rank; NCCL adds them up.</summary>
     private void AllReduce(DeviceBuffer buffer, long count) => _communicator?.AllReduceSum(buffer.Pointer, count, _stream);
 
-    private void Launch(string kernel, uint gridX, uint gridY, uint block, ReadOnlySpan<ulong> arguments) =>
+    /// <summary>Launches a kernel; a label after a space ("gemv_bf16 2048x8192") only names it for the profiler.</summary>
+    private void Launch(string label, uint gridX, uint gridY, uint block, ReadOnlySpan<ulong> arguments)
+    {
+        int space = label.IndexOf(' ', StringComparison.Ordinal);
+        string kernel = space < 0 ? label : label[..space];
+        if (Profiler is null)
+        {
+            _kernels.Launch(kernel, (gridX, gridY), block, _stream, arguments);
+            return;
+        }
+
+        Profiler.Begin(_stream);
         _kernels.Launch(kernel, (gridX, gridY), block, _stream, arguments);
+        Profiler.End(label, _stream);
+    }
 
     /// <summary>Blocks of 256 for an elementwise kernel over <paramref name="count"/> items; the kernels loop over the rest.</summary>
     private static uint Grid(long count) => (uint)Math.Clamp((count + 255) / 256, 1, 65535);

@@ -53,7 +53,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     /// A runner on <paramref name="device"/> (opened from the options when null) whose weights come from
     /// <paramref name="weights"/>: uploaded, random on the device, or a tensor-parallel rank's shard with its communicator.
     /// </summary>
-    internal CudaModelRunner(ModelConfig config, float[]? ropeFactors, CudaRunnerOptions options, CudaDevice? device, NcclCommunicator? communicator, Func<KernelModule, nint, CudaWeights> weights)
+    internal CudaModelRunner(ModelConfig config, float[]? ropeFactors, CudaRunnerOptions options, CudaDevice? device, NcclCommunicator? communicator, Func<KernelModule, nint, CudaWeights> weights, bool ownsDevice = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxLogitRows);
@@ -63,7 +63,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         MaxBatchTokens = options.MaxBatchTokens;
         MaxContext = options.MaxContext > 0 ? options.MaxContext : config.MaxPositions;
         _halfSplit = config.RopeLayout == RopeLayout.HalfSplit;
-        _ownsDevice = device is null;
+        _ownsDevice = device is null || ownsDevice;
         _device = device ?? CudaDevice.Open(options.Device);
         _device.MakeCurrent();
         Driver.Check(Driver.cuStreamCreate(out _stream, Driver.StreamNonBlocking));
@@ -71,7 +71,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         CuBlas.Check(CuBlas.cublasSetStream(_blas, _stream));
         _workspace = new DeviceBuffer(64L << 20); // set before any capture: cuBLAS must not allocate inside a graph
         CuBlas.Check(CuBlas.cublasSetWorkspace(_blas, _workspace.Pointer, (nuint)_workspace.Bytes));
-        _kernels = new KernelModule(_device, config.HeadDim, options.KernelCacheDirectory);
+        _kernels = new KernelModule(_device, config.HeadDim, options.KernelCacheDirectory, KernelModule.AttentionGroup(config.HeadCount, config.KvHeadCount, config.HeadDim));
         _weights = weights(_kernels, _stream);
 
         int t = MaxBatchTokens;
@@ -149,6 +149,13 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     {
         int rows = Run(batch, cache, allPositions: false);
         _sampled.Download(next[..rows], _stream);
+    }
+
+    /// <summary>A tensor-parallel rank other than 0: runs the step (its collectives included) and returns nothing.</summary>
+    internal void ForwardWithoutOutput(ForwardBatch batch, IPagedKvCache cache, bool allPositions)
+    {
+        Run(batch, cache, allPositions);
+        Driver.Check(Driver.cuStreamSynchronize(_stream));
     }
 
     /// <summary>The device's logits of the last step, [rows x vocab]: what the sampling kernels read.</summary>

@@ -122,6 +122,9 @@ internal static unsafe partial class Driver
     [LibraryImport(CudaLibraries.Driver)]
     public static partial int cuEventElapsedTime(out float milliseconds, nint start, nint end);
 
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuEventElapsedTime_v2")]
+    public static partial int cuEventElapsedTimeV2(out float milliseconds, nint start, nint end);
+
     [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuStreamBeginCapture_v2")]
     public static partial int cuStreamBeginCapture(nint stream, int mode);
 

@@ -23,6 +23,13 @@ internal static class CommonOptions
         DefaultValueFactory = _ => 1,
     };
 
+    /// <summary><c>--device cpu|cuda</c>: the backend that runs the model.</summary>
+    public static Option<string> Device() => new Option<string>("--device")
+    {
+        Description = "Where the model runs: cpu, or cuda (NVIDIA GPUs; with --tp N, one rank per GPU).",
+        DefaultValueFactory = _ => CudaCli.Cpu,
+    }.AcceptOnlyFromAmong(CudaCli.Cpu, CudaCli.Cuda);
+
     public static int[] ParseIds(string text)
     {
         var parts = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Kiln.Runtime.Engine;
 using Kiln.Runtime.Generation;
 using Kiln.Runtime.Sampling;
 
@@ -16,11 +17,12 @@ internal static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling: keep the most likely tokens up to this mass.", DefaultValueFactory = _ => 0.95f };
         var seed = new Option<ulong?>("--seed") { Description = "Seed for reproducible sampling." };
         var tp = CommonOptions.TensorParallel();
+        var device = CommonOptions.Device();
         var command = new Command("generate", "Generate text from a prompt, streamed as it is produced.")
         {
-            model, prompt, maxTokens, temperature, topP, seed, tp,
+            model, prompt, maxTokens, temperature, topP, seed, tp, device,
         };
-        command.SetAction((result, cancellationToken) =>
+        command.SetAction(async (result, cancellationToken) =>
         {
             var sampling = new SamplingParams
             {
@@ -35,6 +37,12 @@ internal static class GenerateCommand
                 throw new ArgumentOutOfRangeException(nameof(maxTokens), max, "--max-tokens must be at least 1");
             }
 
+            bool cuda = CudaCli.IsCuda(result.GetValue(device));
+            if (cuda)
+            {
+                CudaCli.ThrowIfUnavailable();
+            }
+
             using var loaded = ModelSession.Load(result.GetValue(model), showProgress: true);
             var tokenizer = loaded.RequireTokenizer();
             var ids = new List<int>(tokenizer.Encode(result.GetValue(prompt)!, addSpecialTokens: true));
@@ -43,17 +51,32 @@ internal static class GenerateCommand
                 ids.Add(bos);
             }
 
-            using var generator = new Generator(loaded, maxContext: Math.Min(loaded.Config.MaxPositions, ids.Count + max), tensorParallelSize: result.GetValue(tp));
             using var stdout = Console.OpenStandardOutput();
             using var writer = new StreamWriter(stdout) { AutoFlush = true };
-            writer.Write(result.GetValue(prompt));
-            foreach (var token in generator.Generate(ids, max, sampling, stopAtEos: true, cancellationToken))
+            int maxContext = Math.Min(loaded.Config.MaxPositions, ids.Count + max);
+            if (cuda)
             {
-                writer.Write(token.Text);
+                using var engine = CudaCli.CreateEngine(loaded, maxContext, result.GetValue(tp));
+                var request = new GenerationRequest { PromptTokenIds = ids, Sampling = sampling with { MaxTokens = max } };
+                var events = engine.Submit(request, cancellationToken);
+                writer.Write(result.GetValue(prompt));
+                await foreach (var e in events.ConfigureAwait(false))
+                {
+                    writer.Write(e.Text);
+                }
+            }
+            else
+            {
+                using var generator = new Generator(loaded, maxContext: maxContext, tensorParallelSize: result.GetValue(tp));
+                writer.Write(result.GetValue(prompt));
+                foreach (var token in generator.Generate(ids, max, sampling, stopAtEos: true, cancellationToken))
+                {
+                    writer.Write(token.Text);
+                }
             }
 
             writer.WriteLine();
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }

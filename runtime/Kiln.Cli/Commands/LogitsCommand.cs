@@ -18,7 +18,8 @@ internal static class LogitsCommand
         var ids = CommonOptions.Ids(required: true);
         var greedy = new Option<int>("--greedy") { Description = "How many tokens to choose greedily after the prompt.", DefaultValueFactory = _ => 0 };
         var tp = CommonOptions.TensorParallel();
-        var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy, tp };
+        var device = CommonOptions.Device();
+        var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy, tp, device };
         command.SetAction(result =>
         {
             int[] prompt = CommonOptions.ParseIds(result.GetValue(ids)!);
@@ -28,15 +29,24 @@ internal static class LogitsCommand
                 throw new ArgumentException("--ids needs at least one id and --greedy must be >= 0");
             }
 
+            bool cuda = CudaCli.IsCuda(result.GetValue(device));
+            if (cuda)
+            {
+                CudaCli.ThrowIfUnavailable();
+            }
+
             using var loaded = ModelSession.Load(result.GetValue(model), showProgress: false);
-            using var generator = new Generator(loaded, maxContext: prompt.Length + steps, tensorParallelSize: result.GetValue(tp));
-            float[] last = generator.Prefill(prompt).ToArray();
+            int maxContext = prompt.Length + steps;
+            using var sequence = cuda ? CudaCli.CreateSequence(loaded, maxContext, result.GetValue(tp)) : null;
+            using var generator = cuda ? null : new Generator(loaded, maxContext: maxContext, tensorParallelSize: result.GetValue(tp));
+            float[] Prefill(int[] tokens, int start) => sequence?.Prefill(tokens, start) ?? generator!.Prefill(tokens, start).ToArray();
+            float[] last = Prefill(prompt, 0);
             var chosen = new int[steps];
             var logits = last.AsSpan();
             for (int i = 0; i < steps; i++)
             {
                 chosen[i] = Sampler.ArgMax(logits);
-                logits = i + 1 < steps ? generator.Prefill([chosen[i]], prompt.Length + i).ToArray() : default;
+                logits = i + 1 < steps ? Prefill([chosen[i]], prompt.Length + i) : default;
             }
 
             using var stdout = Console.OpenStandardOutput();

@@ -1,0 +1,68 @@
+using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Model;
+using Kiln.Kernels.Cuda.Native;
+
+/// <summary>
+/// --gemv-sweep: every matrix-vector variant on the decode step's matrix shapes, 50 launches each between two CUDA
+/// events, reported as bytes of weights read per second. The runner's <see cref="GemvVariant.For"/> follows it.
+/// </summary>
+internal static class GemvSweep
+{
+    public static void Run(CudaDevice device, KernelModule kernels, nint stream, (int Rows, int Columns)[] shapes, int tokens)
+    {
+        device.MakeCurrent();
+        Console.WriteLine($"matrix-vector variants at {tokens} token(s), GB/s of weights (50 launches each):");
+        Console.WriteLine($"  {"shape",-14}" + string.Concat(GemvVariant.All.Select(v => $"{v.Kernel,16}")));
+        Driver.Check(Driver.cuEventCreate(out nint start, Driver.EventDefault));
+        Driver.Check(Driver.cuEventCreate(out nint end, Driver.EventDefault));
+        foreach (var (rows, columns) in shapes)
+        {
+            using var w = new DeviceBuffer((long)rows * columns * 2);
+            using var x = new DeviceBuffer((long)tokens * columns * 2);
+            using var y = new DeviceBuffer((long)tokens * rows * 4);
+            kernels.Launch("fill_random_bf16", (1024, 1), 256, stream, [w.Pointer, (ulong)rows * (ulong)columns, 5, KernelModule.Float(0.02f)]);
+            kernels.Launch("fill_random_bf16", (64, 1), 256, stream, [x.Pointer, (ulong)(tokens * columns), 6, KernelModule.Float(1f)]);
+            var line = $"  {rows + "x" + columns,-14}";
+            foreach (var variant in GemvVariant.All)
+            {
+                ulong[] arguments = [y.Pointer, w.Pointer, x.Pointer, 0, KernelModule.Int(rows), KernelModule.Int(columns), KernelModule.Int(tokens)];
+                for (int i = 0; i < 3; i++)
+                {
+                    kernels.Launch(variant.Kernel, (variant.Blocks(rows), 1), (uint)variant.Threads, stream, arguments);
+                }
+
+                Driver.Check(Driver.cuEventRecord(start, stream));
+                const int Launches = 50;
+                for (int i = 0; i < Launches; i++)
+                {
+                    kernels.Launch(variant.Kernel, (variant.Blocks(rows), 1), (uint)variant.Threads, stream, arguments);
+                }
+
+                Driver.Check(Driver.cuEventRecord(end, stream));
+                Driver.Check(Driver.cuEventSynchronize(end));
+                float ms = Elapsed(start, end) / Launches;
+                line += $"{(double)rows * columns * 2 / (ms * 1e-3) / 1e9,12:F0} GB/s";
+            }
+
+            Console.WriteLine(line);
+        }
+
+        Driver.Check(Driver.cuEventDestroy(start));
+        Driver.Check(Driver.cuEventDestroy(end));
+    }
+
+    private static float Elapsed(nint start, nint end)
+    {
+        float ms;
+        try
+        {
+            Driver.Check(Driver.cuEventElapsedTime(out ms, start, end));
+        }
+        catch (EntryPointNotFoundException)
+        {
+            Driver.Check(Driver.cuEventElapsedTimeV2(out ms, start, end));
+        }
+
+        return ms;
+    }
+}
