@@ -8,7 +8,7 @@ using Kiln.Runtime.Models;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
-// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep]
+// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl]
 var settings = Settings.Parse(args);
 if (CudaDevice.UnavailableReason() is { } missing)
 {
@@ -78,6 +78,22 @@ foreach (int batch in settings.Batches)
     decode[batch.ToString(CultureInfo.InvariantCulture)] = tokPerSecond;
     stepMs[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
     Console.WriteLine($"decode batch {batch,3}: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+}
+
+if (settings.ComparePdl)
+{
+    // The same steps with every kernel waiting for the previous one to finish before it starts.
+    runner.SetProgrammaticLaunch(false);
+    var withoutPdl = new Dictionary<string, double>();
+    foreach (int batch in settings.Batches)
+    {
+        var (tokPerSecond, msPerStep) = Decode(batch);
+        withoutPdl[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
+        Console.WriteLine($"decode batch {batch,3} without programmatic launch: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+    }
+
+    runner.SetProgrammaticLaunch(true);
+    results["decode_step_ms_without_programmatic_launch"] = withoutPdl;
 }
 
 results["decode"] = decode;
@@ -156,7 +172,7 @@ static double Median(IEnumerable<double> values)
     return sorted[sorted.Length / 2];
 }
 
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep)
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl)
 {
     public static Settings Parse(string[] args)
     {
@@ -170,6 +186,7 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
             (Value("--batches") ?? "1,32,128").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
             Int("--layers", 16),
             args.Contains("--profile"),
-            args.Contains("--gemv-sweep"));
+            args.Contains("--gemv-sweep"),
+            args.Contains("--compare-pdl"));
     }
 }

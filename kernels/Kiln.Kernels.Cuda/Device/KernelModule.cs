@@ -80,12 +80,32 @@ public sealed unsafe class KernelModule : IDisposable
                 slots[i] = values + i;
             }
 
-            int status = Driver.cuLaunchKernel(_functions[name], grid.X, grid.Y, 1, block, 1, 1, 0, stream, slots, null);
+            int status = ProgrammaticLaunch
+                ? LaunchProgrammatic(_functions[name], grid, block, stream, slots)
+                : Driver.cuLaunchKernel(_functions[name], grid.X, grid.Y, 1, block, 1, 1, 0, stream, slots, null);
             if (status != Driver.Success)
             {
                 throw new CudaException($"cuLaunchKernel({name}, grid {grid.X}x{grid.Y}, block {block}) failed: {Driver.ErrorName(status)} ({status})");
             }
         }
+    }
+
+    /// <summary>
+    /// Launch with programmatic dependent launch (Hopper and later): each kernel may start while the previous one
+    /// finishes, waiting in the kernel (griddepcontrol.wait) before it reads that one's output. The matrix-vector
+    /// kernel streams its first weights meanwhile. Off by default; the runner turns it on for sm_90 and later.
+    /// </summary>
+    public bool ProgrammaticLaunch { get; set; }
+
+    private static int LaunchProgrammatic(nint function, (uint X, uint Y) grid, uint block, nint stream, void** slots)
+    {
+        var attribute = new Driver.LaunchAttribute { Id = Driver.LaunchAttributeProgrammaticStreamSerialization, Value = 1 };
+        var config = new Driver.LaunchConfig
+        {
+            GridX = grid.X, GridY = grid.Y, GridZ = 1, BlockX = block, BlockY = 1, BlockZ = 1, Stream = stream,
+            Attributes = &attribute, AttributeCount = 1,
+        };
+        return Driver.cuLaunchKernelEx(&config, function, slots, null);
     }
 
     public static ulong Int(int value) => (uint)value;

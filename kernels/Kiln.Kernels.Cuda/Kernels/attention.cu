@@ -54,6 +54,7 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
                 const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_rows, const int* __restrict__ positions,
                 int q_heads, int kv_heads, int block_size, float scale)
 {
+    after_previous_kernel();
     __shared__ float q_shared[GQA_GROUP][HEAD_DIM];
     __shared__ float partial[ATTN_WARPS][GQA_GROUP][HEAD_DIM];
     __shared__ float partial_max[ATTN_WARPS][GQA_GROUP];

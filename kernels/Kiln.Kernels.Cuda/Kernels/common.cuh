@@ -20,6 +20,31 @@ __device__ __forceinline__ bf16 float_to_bf16(float f)
     return (bf16)(u >> 16);
 }
 
+// Programmatic dependent launch (Hopper and later): a kernel launched with it may start while the previous kernel of
+// the stream is finishing. It calls wait_for_previous_kernel before it touches anything that kernel wrote (only
+// weights may be read before), then allow_next_kernel, so at most the next kernel starts early (its prologue
+// overlaps this one). Launched without the attribute, the wait returns at once.
+__device__ __forceinline__ void wait_for_previous_kernel()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_next_kernel()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Both at a kernel's start: for kernels with nothing to do before their inputs are ready.
+__device__ __forceinline__ void after_previous_kernel()
+{
+    wait_for_previous_kernel();
+    allow_next_kernel();
+}
+
 // The eight bf16 values of a 16-byte load, widened.
 __device__ __forceinline__ void unpack8(uint4 v, float* out)
 {

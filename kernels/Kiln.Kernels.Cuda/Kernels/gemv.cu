@@ -7,6 +7,18 @@
 #define GEMV_MAX_TOKENS 8
 
 template <int UNROLL, int ROWS>
+__device__ __forceinline__ void load_weights(uint4 (*wv)[UNROLL], const uint4* const* wr, int first, int vectors)
+{
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++)
+    {
+        int c = first + u * 32;
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) wv[r][u] = c < vectors ? __ldg(wr[r] + c) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+template <int UNROLL, int ROWS>
 __device__ __forceinline__ void gemv_rows(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x,
                                           const float* __restrict__ bias, int rows, int cols, int tokens)
 {
@@ -24,16 +36,14 @@ __device__ __forceinline__ void gemv_rows(float* __restrict__ y, const bf16* __r
 #pragma unroll
         for (int t = 0; t < GEMV_MAX_TOKENS; t++) acc[r][t] = 0.0f;
 
+    // The first weights do not depend on the previous kernel: they are loaded before waiting for it.
+    uint4 wv[ROWS][UNROLL];
+    load_weights<UNROLL, ROWS>(wv, wr, lane, vectors);
+    wait_for_previous_kernel();
+    allow_next_kernel();
     for (int first = lane; first < vectors; first += 32 * UNROLL)
     {
-        uint4 wv[ROWS][UNROLL];
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++)
-        {
-            int c = first + u * 32;
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) wv[r][u] = c < vectors ? __ldg(wr[r] + c) : make_uint4(0u, 0u, 0u, 0u);
-        }
+        if (first != lane) load_weights<UNROLL, ROWS>(wv, wr, first, vectors);
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
         {

@@ -5,6 +5,7 @@
 extern "C" __global__ void add_rmsnorm(float* __restrict__ x, const float* __restrict__ addend, const float* __restrict__ weight,
                                        bf16* __restrict__ out, const int* __restrict__ row_index, int hidden, float eps)
 {
+    after_previous_kernel();
     __shared__ float scratch[32];
     int r = blockIdx.x;
     int src = row_index ? row_index[r] : r;

@@ -8,6 +8,7 @@ extern "C" __global__ void rope_write_kv(float* __restrict__ qkv, bf16* __restri
                                          const int* __restrict__ positions, const int* __restrict__ slots,
                                          const double* __restrict__ inv_freq, int q_heads, int kv_heads, int half_split)
 {
+    after_previous_kernel();
     const int half = HEAD_DIM / 2;
     int t = blockIdx.x;
     int position = positions[t];

@@ -39,6 +39,7 @@ __device__ void block_argmax(float value, int index, float* values, int* indices
 
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) argmax_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab)
 {
+    after_previous_kernel();
     __shared__ float values[32];
     __shared__ int indices[32];
     __shared__ float best_value;
@@ -66,6 +67,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab, const float* __restrict__ temperature,
             const int* __restrict__ top_k, const float* __restrict__ top_p, const unsigned long long* __restrict__ seeds, unsigned long long step)
 {
+    after_previous_kernel();
     __shared__ float scratch[32];
     __shared__ float values[32];
     __shared__ int indices[32];

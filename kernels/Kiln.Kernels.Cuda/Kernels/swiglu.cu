@@ -1,6 +1,7 @@
 // out[t][i] = silu(gate[t][i]) * up[t][i], from the fused gate_up projection [tokens x 2 x inter] float32.
 extern "C" __global__ void swiglu(bf16* __restrict__ out, const float* __restrict__ gate_up, int inter, int tokens)
 {
+    after_previous_kernel();
     usize total = (usize)tokens * inter;
     for (usize idx = (usize)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (usize)gridDim.x * blockDim.x)
     {
@@ -16,6 +17,7 @@ extern "C" __global__ void swiglu(bf16* __restrict__ out, const float* __restric
 // y[t][r] += bias[r]: the Qwen2 projection biases after a cuBLAS product.
 extern "C" __global__ void add_bias(float* __restrict__ y, const float* __restrict__ bias, int rows, int tokens)
 {
+    after_previous_kernel();
     usize total = (usize)tokens * rows;
     for (usize idx = (usize)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (usize)gridDim.x * blockDim.x)
         y[idx] += bias[idx % rows];
@@ -24,6 +26,7 @@ extern "C" __global__ void add_bias(float* __restrict__ y, const float* __restri
 // Float32 to bf16, for tests and for activations that a product takes as input.
 extern "C" __global__ void to_bf16(bf16* __restrict__ out, const float* __restrict__ in, int count)
 {
+    after_previous_kernel();
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < count; idx += gridDim.x * blockDim.x)
         out[idx] = float_to_bf16(in[idx]);
 }
@@ -32,6 +35,7 @@ extern "C" __global__ void to_bf16(bf16* __restrict__ out, const float* __restri
 // is made in milliseconds instead of being generated and copied from the host.
 extern "C" __global__ void fill_random_bf16(bf16* __restrict__ out, unsigned long long count, unsigned long long seed, float scale)
 {
+    after_previous_kernel();
     for (unsigned long long idx = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; idx < count;
          idx += (unsigned long long)gridDim.x * blockDim.x)
     {

@@ -118,6 +118,15 @@ public sealed unsafe partial class CudaModelRunner
         Driver.Check(Driver.cuGraphLaunch(exec, _stream));
     }
 
+    /// <summary>Turns programmatic dependent launch on or off (for the benchmark's comparison); captured graphs are dropped.</summary>
+    internal void SetProgrammaticLaunch(bool enabled)
+    {
+        _device.MakeCurrent();
+        Driver.Check(Driver.cuStreamSynchronize(_stream));
+        DestroyGraphs();
+        _kernels.ProgrammaticLaunch = enabled && _device.ComputeCapability >= 90;
+    }
+
     private void DestroyGraphs()
     {
         foreach (nint graph in _graphs.Values)

@@ -73,6 +73,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         CuBlas.Check(CuBlas.cublasSetWorkspace(_blas, _workspace.Pointer, (nuint)_workspace.Bytes));
         _kernels = new KernelModule(_device, config.HeadDim, options.KernelCacheDirectory, KernelModule.AttentionGroup(config.HeadCount, config.KvHeadCount, config.HeadDim));
         _weights = weights(_kernels, _stream);
+        _kernels.ProgrammaticLaunch = options.ProgrammaticLaunch && _device.ComputeCapability >= 90;
 
         int t = MaxBatchTokens;
         int rows = options.MaxLogitRows;

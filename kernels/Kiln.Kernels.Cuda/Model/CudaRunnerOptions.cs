@@ -21,6 +21,9 @@ public sealed record CudaRunnerOptions
     /// <summary>Decode batches above this size run without a graph.</summary>
     public int MaxGraphBatch { get; init; } = 256;
 
+    /// <summary>Let each kernel overlap the end of the previous one (programmatic dependent launch) on sm_90 and later.</summary>
+    public bool ProgrammaticLaunch { get; init; } = true;
+
     /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
     public string? KernelCacheDirectory { get; init; }
 }

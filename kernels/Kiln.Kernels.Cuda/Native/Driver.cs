@@ -98,6 +98,39 @@ internal static unsafe partial class Driver
     [LibraryImport(CudaLibraries.Driver)]
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** parameters, void** extra);
 
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the kernel may overlap the end of the previous one.</summary>
+    public const int LaunchAttributeProgrammaticStreamSerialization = 6;
+
+    /// <summary>CUlaunchConfig.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchConfig
+    {
+        public uint GridX;
+        public uint GridY;
+        public uint GridZ;
+        public uint BlockX;
+        public uint BlockY;
+        public uint BlockZ;
+        public uint SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute: an id, padding to 8 bytes, and a 64-byte value union.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    public struct LaunchAttribute
+    {
+        [FieldOffset(0)]
+        public int Id;
+
+        [FieldOffset(8)]
+        public int Value;
+    }
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
+
     [LibraryImport(CudaLibraries.Driver)]
     public static partial int cuStreamCreate(out nint stream, uint flags);
 
