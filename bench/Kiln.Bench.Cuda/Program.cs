@@ -8,7 +8,7 @@ using Kiln.Runtime.Models;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
-// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl]
+// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl] [--no-engine]
 var settings = Settings.Parse(args);
 if (CudaDevice.UnavailableReason() is { } missing)
 {
@@ -97,6 +97,11 @@ if (settings.ComparePdl)
 }
 
 results["decode"] = decode;
+if (settings.Engine)
+{
+    results["engine_tok_s"] = EngineBench.Run(runner, settings.Batches, settings.Prompt, settings.NewTokens);
+}
+
 results["decode_step_ms"] = stepMs;
 results["graphs"] = runner.GraphCount;
 if (settings.Json is { } path)
@@ -172,7 +177,7 @@ static double Median(IEnumerable<double> values)
     return sorted[sorted.Length / 2];
 }
 
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl)
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool Engine)
 {
     public static Settings Parse(string[] args)
     {
@@ -187,6 +192,7 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
             Int("--layers", 16),
             args.Contains("--profile"),
             args.Contains("--gemv-sweep"),
-            args.Contains("--compare-pdl"));
+            args.Contains("--compare-pdl"),
+            !args.Contains("--no-engine"));
     }
 }

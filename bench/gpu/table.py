@@ -19,3 +19,11 @@ for name, k, h, ms in rows:
     ratio = k / h if h == h and h else float("nan")
     step = f"{ms:.3f}" if ms is not None else "-"
     print(f"| {name} | {k:,.0f} | {h:,.0f} | {ratio:.2f}x | {step} |")
+
+if "engine_tok_s" in kiln:
+    print()
+    print("Through the engine (InferenceEngine on the CUDA runner; prompt 128 + 128 new tokens a request, prefill included):")
+    print("| concurrent requests | Kiln output tok/s |")
+    print("| ---: | ---: |")
+    for n, value in kiln["engine_tok_s"].items():
+        print(f"| {n} | {value:,.0f} |")

@@ -145,6 +145,12 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _logits.Download(logits[..(int)count], _stream);
     }
 
+    public bool TryForwardGreedy(ForwardBatch batch, IPagedKvCache cache, Span<int> next)
+    {
+        ForwardGreedy(batch, cache, next);
+        return true;
+    }
+
     /// <summary>Runs one step and picks each sequence's next token greedily on the device: only the ids come back.</summary>
     public void ForwardGreedy(ForwardBatch batch, IPagedKvCache cache, Span<int> next)
     {

@@ -25,6 +25,13 @@ public interface IModelRunner : IDisposable
     /// </summary>
     void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false);
 
+    /// <summary>
+    /// Runs one step and picks each sequence's next token greedily where the logits are (a GPU), returning only the ids
+    /// in <paramref name="next"/>; false, having done nothing, when this backend cannot (the engine then asks for
+    /// logits and samples on the host).
+    /// </summary>
+    bool TryForwardGreedy(ForwardBatch batch, IPagedKvCache cache, Span<int> next) => false;
+
     /// <summary>Bytes one KV block of <paramref name="blockSize"/> tokens takes in this backend's pool.</summary>
     long KvBlockBytes(int blockSize) => PagedKvCache.BlockBytes(Config.LayerCount, Config.KvDim, blockSize);
 

@@ -19,6 +19,7 @@ internal sealed class EngineCore : IDisposable
     private readonly Scheduler _scheduler;
     private readonly OutputProcessor _output;
     private readonly float[] _logits;
+    private readonly int[] _next;
     private readonly HashSet<RequestState> _live = [];
     private readonly Func<Kiln.Tokenization.StreamingDecoder>? _newDecoder;
     private long _arrivals;
@@ -65,6 +66,7 @@ internal sealed class EngineCore : IDisposable
         _newDecoder = model.Tokenizer is { } tokenizer ? () => tokenizer.CreateStreamingDecoder(skipSpecialTokens: true, continuesText: true) : null;
         _output = new OutputProcessor(_scheduler, _blocks, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
         _logits = new float[(long)options.MaxSequences * config.VocabSize];
+        _next = new int[options.MaxSequences];
     }
 
     public IModelRunner Runner { get; }
@@ -121,6 +123,19 @@ internal sealed class EngineCore : IDisposable
         _live.Remove(state);
     }
 
+    private static bool AllSampleOnDevice(List<Sequence> sequences)
+    {
+        foreach (var sequence in sequences)
+        {
+            if (!OutputProcessor.CanSampleOnDevice(sequence))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Runs one step; false when nothing could be scheduled.</summary>
     public bool Step()
     {
@@ -133,6 +148,7 @@ internal sealed class EngineCore : IDisposable
 
         int rows = step.Sequences.Count;
         var logits = _logits.AsSpan(0, rows * _model.Config.VocabSize);
+        bool greedyOnDevice;
         try
         {
             foreach (var (source, destination) in step.BlockCopies)
@@ -146,7 +162,12 @@ internal sealed class EngineCore : IDisposable
                 step.Positions.AsSpan(0, step.TokenCount),
                 step.SequenceRows.AsSpan(0, rows),
                 step.QueryLengths.AsSpan(0, rows));
-            Runner.Forward(batch, _cache, logits);
+            // Greedy-only steps on a backend that samples on the device return ids, not [rows x vocab] logits.
+            greedyOnDevice = AllSampleOnDevice(step.Sequences) && Runner.TryForwardGreedy(batch, _cache, _next.AsSpan(0, rows));
+            if (!greedyOnDevice)
+            {
+                Runner.Forward(batch, _cache, logits);
+            }
         }
         catch (Exception e)
         {
@@ -180,7 +201,14 @@ internal sealed class EngineCore : IDisposable
             var request = sequence.Request;
             try
             {
-                _output.OnLogits(sequence, logits.Slice(s * _model.Config.VocabSize, _model.Config.VocabSize));
+                if (greedyOnDevice)
+                {
+                    _output.OnToken(sequence, _next[s]);
+                }
+                else
+                {
+                    _output.OnLogits(sequence, logits.Slice(s * _model.Config.VocabSize, _model.Config.VocabSize));
+                }
             }
             catch (Exception e)
             {

@@ -58,7 +58,33 @@ internal sealed class OutputProcessor(
             request.CachedPromptTokens = Math.Max(0, sequence.CachedPromptTokens);
         }
 
-        var token = sampler.Sample(logits, p, sequence.Sampling);
+        Emit(sequence, sampler.Sample(logits, p, sequence.Sampling));
+    }
+
+    /// <summary>
+    /// The backend already chose the sequence's next token (greedy on the device, see <see cref="CanSampleOnDevice"/>):
+    /// record it and emit it. Its log-probability was not computed (NaN); no such request asked for one.
+    /// </summary>
+    public void OnToken(Sequence sequence, int tokenId)
+    {
+        sequence.Sampling.Record(tokenId);
+        Emit(sequence, new SampledToken(tokenId, float.NaN, null));
+    }
+
+    /// <summary>
+    /// Whether the sequence's next token is the plain argmax of the logits, so a backend may pick it without copying
+    /// logits back: greedy, no penalties (they change the logits first), no log-probabilities, a single sample.
+    /// </summary>
+    public static bool CanSampleOnDevice(Sequence sequence)
+    {
+        var p = sequence.Request.Sampling;
+        return p.IsGreedy && p.LogProbs is null && p.N == 1 && p.RepetitionPenalty == 1f && p.PresencePenalty == 0f && p.FrequencyPenalty == 0f;
+    }
+
+    private void Emit(Sequence sequence, SampledToken token)
+    {
+        var request = sequence.Request;
+        var p = request.Sampling;
         sequence.Tokens.Add(token.Id);
         request.CompletionTokens++;
         OutputTokens++;
