@@ -22,7 +22,10 @@ internal static class EngineBench
         var model = new LoadedModel("random bf16 weights on the GPU", config, weights, null, null, []);
         var options = new EngineOptions
         {
-            BlockSize = 16, KvCacheBytes = 4L << 30, MaxBatchedTokens = runner.MaxBatchTokens, MaxSequences = runner.MaxLogitRows,
+            BlockSize = 16,
+            KvCacheBytes = 4L << 30,
+            MaxBatchedTokens = runner.MaxBatchTokens,
+            MaxSequences = runner.MaxLogitRows,
             MaxWaitingRequests = 1024,
         };
         var results = new Dictionary<string, double>();

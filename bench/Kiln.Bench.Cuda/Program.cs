@@ -18,13 +18,23 @@ if (CudaDevice.UnavailableReason() is { } missing)
 
 var config = new ModelConfig
 {
-    Architecture = "llama", VocabSize = 128256, HiddenSize = 2048, IntermediateSize = 8192, LayerCount = settings.Layers,
-    HeadCount = 32, KvHeadCount = 8, HeadDim = 64, MaxPositions = 4096, RopeTheta = 500000, RmsNormEps = 1e-5, TiedEmbeddings = true,
+    Architecture = "llama",
+    VocabSize = 128256,
+    HiddenSize = 2048,
+    IntermediateSize = 8192,
+    LayerCount = settings.Layers,
+    HeadCount = 32,
+    KvHeadCount = 8,
+    HeadDim = 64,
+    MaxPositions = 4096,
+    RopeTheta = 500000,
+    RmsNormEps = 1e-5,
+    TiedEmbeddings = true,
 };
 int maxBatch = settings.Batches.Max();
 using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1);
-Console.WriteLine($"device: {runner.Device}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
-using (var again = new KernelModule(runner.Device, config.HeadDim, null, runner.Kernels.GqaGroup))
+Console.WriteLine($"device: {runner.Gpu}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
+using (var again = new KernelModule(runner.Gpu, config.HeadDim, null, runner.Kernels.GqaGroup))
 {
     Console.WriteLine($"kernel module again (warm restart): {(again.FromCache ? "from cache" : "compiled")} in {again.CompileTime.TotalMilliseconds:F1} ms");
 }
@@ -33,8 +43,8 @@ if (settings.GemvSweep)
 {
     (int, int)[] shapes = [(config.QueryDim + (2 * config.KvDim), config.HiddenSize), (config.HiddenSize, config.QueryDim),
         (2 * config.IntermediateSize, config.HiddenSize), (config.HiddenSize, config.IntermediateSize), (config.VocabSize, config.HiddenSize)];
-    GemvSweep.Run(runner.Device, runner.Kernels, runner.Stream, shapes, tokens: 1);
-    GemvSweep.Run(runner.Device, runner.Kernels, runner.Stream, shapes, tokens: 8);
+    GemvSweep.Run(runner.Gpu, runner.Kernels, runner.Stream, shapes, tokens: 1);
+    GemvSweep.Run(runner.Gpu, runner.Kernels, runner.Stream, shapes, tokens: 8);
 }
 
 const int BlockSize = 16;
@@ -46,7 +56,7 @@ for (int i = 0; i < tables.Length; i++)
     tables[i] = i; // sequence s owns blocks s * blocksPerSequence ...
 }
 
-var results = new Dictionary<string, object> { ["device"] = runner.Device.Name, ["layers"] = config.LayerCount };
+var results = new Dictionary<string, object> { ["device"] = runner.Gpu.Name, ["layers"] = config.LayerCount };
 var random = new Random(3);
 
 // Prefill: one sequence of settings.Prefill tokens, one step.

@@ -92,8 +92,14 @@ public static class GetMetricsBench
         var r = new ScaledObjectRef { Name = $"model-{i}", Namespace = "kiln" };
         r.ScalerMetadata.Add(new Dictionary<string, string>
         {
-            ["queueName"] = $"jobs-{i}", ["connectionFromEnv"] = "KILN_BENCH_STORAGE", ["tpSize"] = "1", ["targetBacklogPerReplica"] = "1000",
-            ["podSelector"] = $"app=model-{i}", ["namespace"] = "kiln", ["podStatsPort"] = $"{statsPort}", ["podStatsPath"] = $"/api/stats/{i}",
+            ["queueName"] = $"jobs-{i}",
+            ["connectionFromEnv"] = "KILN_BENCH_STORAGE",
+            ["tpSize"] = "1",
+            ["targetBacklogPerReplica"] = "1000",
+            ["podSelector"] = $"app=model-{i}",
+            ["namespace"] = "kiln",
+            ["podStatsPort"] = $"{statsPort}",
+            ["podStatsPath"] = $"/api/stats/{i}",
         });
         return r;
     }

@@ -15,7 +15,14 @@ public sealed class ForwardTests
 {
     private static readonly RandomLlamaOptions Small = new()
     {
-        VocabSize = 1000, Hidden = 512, Intermediate = 1024, Layers = 3, Heads = 8, KvHeads = 2, ContextLength = 512, Seed = 77,
+        VocabSize = 1000,
+        Hidden = 512,
+        Intermediate = 1024,
+        Layers = 3,
+        Heads = 8,
+        KvHeads = 2,
+        ContextLength = 512,
+        Seed = 77,
         RopeBase = 500000f,
     };
 

@@ -81,8 +81,17 @@ public sealed class KernelTests
         const int QHeads = 4, KvHeads = 2, D = Gpu.HeadDim, Slots = 64;
         var config = new ModelConfig
         {
-            Architecture = "llama", VocabSize = 10, HiddenSize = QHeads * D, IntermediateSize = 8, LayerCount = 1,
-            HeadCount = QHeads, KvHeadCount = KvHeads, HeadDim = D, MaxPositions = 131072, RopeTheta = 500000, RopeLayout = layout,
+            Architecture = "llama",
+            VocabSize = 10,
+            HiddenSize = QHeads * D,
+            IntermediateSize = 8,
+            LayerCount = 1,
+            HeadCount = QHeads,
+            KvHeadCount = KvHeads,
+            HeadDim = D,
+            MaxPositions = 131072,
+            RopeTheta = 500000,
+            RopeLayout = layout,
             RopeScaling = llama3 ? new Llama3RopeScaling(8, 1, 4, 8192) : null,
         };
         double[] inv = RopeTable.Compute(config, null);

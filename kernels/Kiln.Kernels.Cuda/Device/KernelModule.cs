@@ -102,8 +102,15 @@ public sealed unsafe class KernelModule : IDisposable
         var attribute = new Driver.LaunchAttribute { Id = Driver.LaunchAttributeProgrammaticStreamSerialization, Value = 1 };
         var config = new Driver.LaunchConfig
         {
-            GridX = grid.X, GridY = grid.Y, GridZ = 1, BlockX = block, BlockY = 1, BlockZ = 1, Stream = stream,
-            Attributes = &attribute, AttributeCount = 1,
+            GridX = grid.X,
+            GridY = grid.Y,
+            GridZ = 1,
+            BlockX = block,
+            BlockY = 1,
+            BlockZ = 1,
+            Stream = stream,
+            Attributes = &attribute,
+            AttributeCount = 1,
         };
         return Driver.cuLaunchKernelEx(&config, function, slots, null);
     }

@@ -104,9 +104,11 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
 
     public int MaxLogitRows => _options.MaxLogitRows;
 
+    public string Device => "cuda";
+
     public int TensorParallelSize => _communicator?.Size ?? 1;
 
-    public CudaDevice Device => _device;
+    public CudaDevice Gpu => _device;
 
     public KernelModule Kernels => _kernels;
 

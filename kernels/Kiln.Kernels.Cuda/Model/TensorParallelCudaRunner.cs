@@ -60,6 +60,8 @@ public sealed class TensorParallelCudaRunner : IModelRunner
 
     public int MaxBatchTokens => _ranks[0].MaxBatchTokens;
 
+    public string Device => "cuda";
+
     public int TensorParallelSize => _ranks.Length;
 
     /// <summary>Per GPU: each rank holds 1/t of the KV heads, so a block costs each GPU 1/t of the full size.</summary>

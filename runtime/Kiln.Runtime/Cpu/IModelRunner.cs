@@ -13,6 +13,9 @@ public interface IModelRunner : IDisposable
 
     int MaxBatchTokens { get; }
 
+    /// <summary>Where the steps run, as the stats report it: "cpu" or "cuda".</summary>
+    string Device => "cpu";
+
     /// <summary>Tensor-parallel degree: how many ranks (threads or devices) share the model.</summary>
     int TensorParallelSize { get; }
 

@@ -287,7 +287,7 @@ internal sealed class EngineCore : IDisposable
             CompletedRequests = _output.CompletedRequests,
             TensorParallelSize = Runner.TensorParallelSize,
             DeviceIds = [.. Enumerable.Range(0, Runner.TensorParallelSize)],
-            Device = "cpu",
+            Device = Runner.Device,
         };
     }
 

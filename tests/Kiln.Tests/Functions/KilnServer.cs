@@ -92,7 +92,14 @@ public sealed class KilnServerFixture : IAsyncLifetime
     /// <summary>Big enough that a long generation takes seconds (the disconnect test), small enough to load at once.</summary>
     public static RandomLlamaOptions ModelOptions { get; } = new()
     {
-        VocabSize = 512, Hidden = 128, Intermediate = 384, Layers = 4, Heads = 4, KvHeads = 2, ContextLength = 4096, Seed = 11,
+        VocabSize = 512,
+        Hidden = 128,
+        Intermediate = 384,
+        Layers = 4,
+        Heads = 4,
+        KvHeads = 2,
+        ContextLength = 4096,
+        Seed = 11,
     };
 
     private readonly TempGguf _file = new(ModelOptions);

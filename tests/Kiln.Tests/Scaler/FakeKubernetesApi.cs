@@ -65,8 +65,13 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             c.Response.StatusCode = FailWith;
             await c.Response.WriteAsync(new JsonObject
             {
-                ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure",
-                ["message"] = "etcdserver: request timed out", ["reason"] = "InternalError", ["code"] = FailWith,
+                ["kind"] = "Status",
+                ["apiVersion"] = "v1",
+                ["metadata"] = new JsonObject(),
+                ["status"] = "Failure",
+                ["message"] = "etcdserver: request timed out",
+                ["reason"] = "InternalError",
+                ["code"] = FailWith,
             }.ToJsonString());
             return;
         }
@@ -79,7 +84,10 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
         await c.Response.WriteAsync(new JsonObject
         {
-            ["kind"] = kind, ["apiVersion"] = "v1", ["metadata"] = new JsonObject { ["resourceVersion"] = "48213" }, ["items"] = array,
+            ["kind"] = kind,
+            ["apiVersion"] = "v1",
+            ["metadata"] = new JsonObject { ["resourceVersion"] = "48213" },
+            ["items"] = array,
         }.ToJsonString());
     }
 
@@ -90,7 +98,9 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         {
             ["metadata"] = new JsonObject
             {
-                ["name"] = name, ["uid"] = Guid.NewGuid().ToString(), ["resourceVersion"] = "1001",
+                ["name"] = name,
+                ["uid"] = Guid.NewGuid().ToString(),
+                ["resourceVersion"] = "1001",
                 ["creationTimestamp"] = "2025-01-06T09:00:00Z",
                 ["labels"] = new JsonObject { ["kubernetes.io/hostname"] = name, ["nvidia.com/gpu.product"] = "NVIDIA-H100-80GB-HBM3" },
             },
@@ -126,8 +136,12 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
         var metadata = new JsonObject
         {
-            ["name"] = name, ["namespace"] = ns, ["uid"] = Guid.NewGuid().ToString(), ["resourceVersion"] = "2002",
-            ["creationTimestamp"] = "2025-01-06T09:30:00Z", ["labels"] = labelObject,
+            ["name"] = name,
+            ["namespace"] = ns,
+            ["uid"] = Guid.NewGuid().ToString(),
+            ["resourceVersion"] = "2002",
+            ["creationTimestamp"] = "2025-01-06T09:30:00Z",
+            ["labels"] = labelObject,
         };
         if (terminating)
         {
@@ -144,7 +158,8 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         {
             spec["initContainers"] = new JsonArray(new JsonObject
             {
-                ["name"] = "warmup", ["image"] = "kiln/warmup:dev",
+                ["name"] = "warmup",
+                ["image"] = "kiln/warmup:dev",
                 ["resources"] = new JsonObject { ["requests"] = new JsonObject { [resource] = $"{initGpus}" }, ["limits"] = new JsonObject { [resource] = $"{initGpus}" } },
             });
         }

@@ -101,7 +101,11 @@ public sealed class ScalingLogicTests
     {
         var md = ScalerMetadata.Parse("so", "ns", new Dictionary<string, string>
         {
-            ["queueName"] = "jobs", ["connectionFromEnv"] = "X", ["tpSize"] = "4", ["targetBacklogPerReplica"] = "2048.5", ["podSelector"] = "app=k",
+            ["queueName"] = "jobs",
+            ["connectionFromEnv"] = "X",
+            ["tpSize"] = "4",
+            ["targetBacklogPerReplica"] = "2048.5",
+            ["podSelector"] = "app=k",
         });
         Assert.Equal("ns", md.PodNamespace);
         Assert.Equal("nvidia.com/gpu", md.GpuResourceName);

@@ -43,7 +43,11 @@ public sealed class TlsTests
             var r = new ScaledObjectRef { Name = "llama", Namespace = "kiln" };
             r.ScalerMetadata.Add(new Dictionary<string, string>
             {
-                ["queueName"] = "q", ["connectionFromEnv"] = "X", ["tpSize"] = "1", ["targetBacklogPerReplica"] = "10", ["podSelector"] = "app=x",
+                ["queueName"] = "q",
+                ["connectionFromEnv"] = "X",
+                ["tpSize"] = "1",
+                ["targetBacklogPerReplica"] = "10",
+                ["podSelector"] = "app=x",
             });
             var spec = await client.GetMetricSpecAsync(r, cancellationToken: TestContext.Current.CancellationToken);
             Assert.Equal(10, spec.MetricSpecs.Single().TargetSizeFloat);
