@@ -11,22 +11,16 @@ namespace Kiln.Kernels.Cuda.Model;
 /// Tensor parallelism over GPUs: rank r runs on GPU r with the Megatron-style shard the CPU group uses
 /// (<see cref="WeightSharding"/>: column-parallel Q/K/V/gate/up, row-parallel O/down), its share of the KV heads,
 /// and an NCCL all-reduce after attention and after the MLP. Each rank is driven by its own thread because every
-/// rank must enqueue its collective; rank 0 runs on the caller's thread and returns the logits.
+/// rank must enqueue its collective (<see cref="RankGroup"/>, shared with the CPU group); rank 0 runs on the caller's thread and returns the logits.
 /// </summary>
 public sealed class TensorParallelCudaRunner : IModelRunner
 {
     private readonly CudaModelRunner[] _ranks;
     private readonly NcclCommunicator[] _communicators;
-    private readonly Thread[] _threads;
-    private readonly SemaphoreSlim[] _start;
-    private readonly CountdownEvent _done;
-    private readonly Exception?[] _errors;
-    private int[] _batch = [];
-    private int _tokens;
-    private int _sequences;
+    private readonly RankGroup _group;
     private bool _allPositions;
-    private ShardedCudaKvCache? _cache;
-    private volatile bool _stopping;
+    private ShardedKvCache<CudaKvCache>? _cache;
+    private bool _disposed;
 
     public TensorParallelCudaRunner(LoadedModel model, int ranks, CudaRunnerOptions options)
     {
@@ -43,17 +37,9 @@ public sealed class TensorParallelCudaRunner : IModelRunner
             _ranks[r] = new CudaModelRunner(rankConfig, model.Weights.RopeFactors, options with { Device = r }, device, _communicators[r], (_, stream) => CudaWeights.Upload(rankConfig, shard, stream), ownsDevice: true);
         }
 
-        _errors = new Exception?[ranks];
-        _done = new CountdownEvent(ranks - 1);
-        _start = new SemaphoreSlim[ranks - 1];
-        _threads = new Thread[ranks - 1];
-        for (int r = 1; r < ranks; r++)
-        {
-            int rank = r;
-            _start[r - 1] = new SemaphoreSlim(0);
-            _threads[r - 1] = new Thread(() => RankLoop(rank)) { IsBackground = true, Name = $"kiln-cuda-rank-{rank}" };
-            _threads[r - 1].Start();
-        }
+        // A failed rank cannot release the others from an NCCL all-reduce (that takes ncclCommAbort, not bound yet):
+        // the group's step then fails when they time out or the process ends.
+        _group = new RankGroup(ranks, "kiln-cuda-rank", (rank, batch) => _ranks[rank].ForwardWithoutOutput(batch, _cache!.Shard(rank), _allPositions), () => { });
     }
 
     public ModelConfig Config { get; }
@@ -71,97 +57,37 @@ public sealed class TensorParallelCudaRunner : IModelRunner
     public long KvMemoryAvailable => _ranks.Min(r => r.KvMemoryAvailable);
 
     public IPagedKvCache CreateKvCache(int blockCount, int blockSize, int maxSequences, int maxBlocksPerSequence) =>
-        new ShardedCudaKvCache([.. _ranks.Select(r => (CudaKvCache)r.CreateKvCache(blockCount, blockSize, maxSequences, maxBlocksPerSequence))]);
+        new ShardedKvCache<CudaKvCache>([.. _ranks.Select(r => (CudaKvCache)r.CreateKvCache(blockCount, blockSize, maxSequences, maxBlocksPerSequence))]);
 
     public void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false)
     {
-        _cache = (ShardedCudaKvCache)cache;
-        _tokens = batch.TokenCount;
-        _sequences = batch.SequenceCount;
-        int needed = (2 * _tokens) + (2 * _sequences);
-        if (_batch.Length < needed)
-        {
-            _batch = new int[Math.Max(needed, (2 * MaxBatchTokens) + 64)];
-        }
-
-        // The other ranks read the batch from this copy: spans cannot cross threads.
-        batch.TokenIds.CopyTo(_batch);
-        batch.Positions.CopyTo(_batch.AsSpan(_tokens));
-        batch.SequenceIds.CopyTo(_batch.AsSpan(2 * _tokens));
-        batch.QueryLengths.CopyTo(_batch.AsSpan((2 * _tokens) + _sequences));
+        _cache = (ShardedKvCache<CudaKvCache>)cache;
         _allPositions = allPositions;
-        _done.Reset();
-        foreach (var start in _start)
-        {
-            start.Release();
-        }
-
-        Exception? first = null;
+        _group.Start(batch);
+        Exception? error = null;
         try
         {
             _ranks[0].Forward(batch, _cache.Shard(0), logits, allPositions);
         }
+#pragma warning disable CA1031 // handed to Finish, which rethrows it once the other ranks have stopped
         catch (Exception e)
+#pragma warning restore CA1031
         {
-            first = e;
+            error = e;
         }
 
-        _done.Wait();
-        first ??= _errors.FirstOrDefault(e => e is not null);
-        if (first is not null)
-        {
-            throw new InvalidOperationException($"a tensor-parallel rank failed: {first.Message}", first);
-        }
-    }
-
-    private void RankLoop(int rank)
-    {
-        while (true)
-        {
-            _start[rank - 1].Wait();
-            if (_stopping)
-            {
-                return;
-            }
-
-            _errors[rank] = null;
-            try
-            {
-                var ids = _batch.AsSpan(0, _tokens);
-                var positions = _batch.AsSpan(_tokens, _tokens);
-                var sequences = _batch.AsSpan(2 * _tokens, _sequences);
-                var lengths = _batch.AsSpan((2 * _tokens) + _sequences, _sequences);
-                _ranks[rank].ForwardWithoutOutput(new ForwardBatch(ids, positions, sequences, lengths), _cache!.Shard(rank), _allPositions);
-            }
-            catch (Exception e)
-            {
-                _errors[rank] = e;
-            }
-            finally
-            {
-                _done.Signal();
-            }
-        }
+        _group.Finish(error);
     }
 
     public void Dispose()
     {
-        if (_stopping)
+        if (_disposed)
         {
             return;
         }
 
-        _stopping = true;
-        foreach (var start in _start)
-        {
-            start.Release();
-        }
-
-        foreach (var thread in _threads)
-        {
-            thread.Join();
-        }
-
+        _disposed = true;
+        _group.Dispose();
         foreach (var rank in _ranks)
         {
             rank.Dispose();
@@ -170,46 +96,6 @@ public sealed class TensorParallelCudaRunner : IModelRunner
         foreach (var communicator in _communicators)
         {
             communicator.Dispose();
-        }
-
-        _done.Dispose();
-        foreach (var start in _start)
-        {
-            start.Dispose();
-        }
-    }
-}
-
-/// <summary>A tensor-parallel group's KV pool: one <see cref="CudaKvCache"/> per GPU, each with that rank's KV heads, under the same block ids.</summary>
-public sealed class ShardedCudaKvCache(CudaKvCache[] shards) : IPagedKvCache
-{
-    public CudaKvCache Shard(int rank) => shards[rank];
-
-    public int BlockCount => shards[0].BlockCount;
-
-    public int BlockSize => shards[0].BlockSize;
-
-    public void Bind(ReadOnlySpan<int> blockTables, int stride, int rows)
-    {
-        foreach (var shard in shards)
-        {
-            shard.Bind(blockTables, stride, rows);
-        }
-    }
-
-    public void CopyBlock(int source, int destination)
-    {
-        foreach (var shard in shards)
-        {
-            shard.CopyBlock(source, destination);
-        }
-    }
-
-    public void Dispose()
-    {
-        foreach (var shard in shards)
-        {
-            shard.Dispose();
         }
     }
 }

@@ -2,10 +2,14 @@ using Kiln.Runtime.Kv;
 
 namespace Kiln.Runtime.Cpu.TensorParallel;
 
-/// <summary>A tensor-parallel group's KV pool: each rank keeps the keys and values of its own KV heads, under the same block ids.</summary>
-internal sealed class ShardedKvCache(PagedKvCache[] shards) : IPagedKvCache
+/// <summary>
+/// A tensor-parallel group's KV pool: one shard per rank (a CPU pool, or a GPU's), each holding the keys and values
+/// of that rank's KV heads under the same block ids, so binding and copy-on-write fan out to every shard.
+/// </summary>
+public sealed class ShardedKvCache<TShard>(TShard[] shards) : IPagedKvCache
+    where TShard : IPagedKvCache
 {
-    public PagedKvCache Shard(int rank) => shards[rank];
+    public TShard Shard(int rank) => shards[rank];
 
     public int BlockCount => shards[0].BlockCount;
 

@@ -1,0 +1,153 @@
+using System.Runtime.ExceptionServices;
+
+namespace Kiln.Runtime.Cpu.TensorParallel;
+
+/// <summary>
+/// Runs one step on every rank of a tensor-parallel group, CPU threads or GPUs alike: rank 0 on the caller's thread
+/// (it returns the logits), ranks 1..t-1 on their own threads, which read the step's batch from a copy (spans cannot
+/// cross threads). The caller brackets rank 0's work with <see cref="Start"/> and <see cref="Finish"/>.
+/// </summary>
+public sealed class RankGroup : IDisposable
+{
+    private readonly RankStep _step;
+    private readonly Action _onFailure;
+    private readonly Thread[] _threads;
+    private readonly SemaphoreSlim[] _start;
+    private readonly CountdownEvent _done;
+    private readonly Exception?[] _errors;
+    private int[] _batch = [];
+    private int _tokens;
+    private int _sequences;
+    private volatile bool _stopping;
+
+    /// <param name="ranks">Group size, at least 2.</param>
+    /// <param name="name">Thread name prefix.</param>
+    /// <param name="step">What rank r (1..t-1) does with the step's batch, on its own thread.</param>
+    /// <param name="onFailure">Called when a rank fails, so that the others stop waiting for it (a collective's abort).</param>
+    public RankGroup(int ranks, string name, RankStep step, Action onFailure)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(ranks, 2);
+        _step = step;
+        _onFailure = onFailure;
+        _errors = new Exception?[ranks];
+        _done = new CountdownEvent(ranks - 1);
+        _start = new SemaphoreSlim[ranks - 1];
+        _threads = new Thread[ranks - 1];
+        for (int r = 1; r < ranks; r++)
+        {
+            int rank = r;
+            _start[r - 1] = new SemaphoreSlim(0);
+            _threads[r - 1] = new Thread(() => RankLoop(rank)) { IsBackground = true, Name = $"{name}-{rank}" };
+            _threads[r - 1].Start();
+        }
+    }
+
+    public delegate void RankStep(int rank, ForwardBatch batch);
+
+    /// <summary>Copies the step's batch for the other ranks and sets them going.</summary>
+    public void Start(ForwardBatch batch)
+    {
+        _tokens = batch.TokenCount;
+        _sequences = batch.SequenceCount;
+        int needed = (2 * _tokens) + (2 * _sequences);
+        if (_batch.Length < needed)
+        {
+            _batch = new int[Math.Max(needed * 2, 1024)];
+        }
+
+        batch.TokenIds.CopyTo(_batch);
+        batch.Positions.CopyTo(_batch.AsSpan(_tokens));
+        batch.SequenceIds.CopyTo(_batch.AsSpan(2 * _tokens));
+        batch.QueryLengths.CopyTo(_batch.AsSpan((2 * _tokens) + _sequences));
+        _done.Reset();
+        foreach (var start in _start)
+        {
+            start.Release();
+        }
+    }
+
+    /// <summary>
+    /// Waits for the other ranks. Rethrows rank 0's own error (<paramref name="rankZeroError"/>) as it was, or wraps the
+    /// first other rank's.
+    /// </summary>
+    public void Finish(Exception? rankZeroError)
+    {
+        if (rankZeroError is not null)
+        {
+            _onFailure();
+        }
+
+        _done.Wait();
+        if (rankZeroError is not null)
+        {
+            ExceptionDispatchInfo.Throw(rankZeroError);
+        }
+
+        foreach (var error in _errors)
+        {
+            if (error is not null and not OperationCanceledException)
+            {
+                throw new InvalidOperationException($"a tensor-parallel rank failed: {error.Message}", error);
+            }
+        }
+    }
+
+    private void RankLoop(int rank)
+    {
+        while (true)
+        {
+            _start[rank - 1].Wait();
+            if (_stopping)
+            {
+                return;
+            }
+
+            _errors[rank] = null;
+            try
+            {
+                var ids = _batch.AsSpan(0, _tokens);
+                var positions = _batch.AsSpan(_tokens, _tokens);
+                var sequences = _batch.AsSpan(2 * _tokens, _sequences);
+                var lengths = _batch.AsSpan((2 * _tokens) + _sequences, _sequences);
+                _step(rank, new ForwardBatch(ids, positions, sequences, lengths));
+            }
+#pragma warning disable CA1031 // a rank's failure is handed to the caller's thread by Finish
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                _errors[rank] = e;
+                _onFailure();
+            }
+            finally
+            {
+                _done.Signal();
+            }
+        }
+    }
+
+    /// <summary>Stops the rank threads (after the step in flight, if any).</summary>
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        foreach (var start in _start)
+        {
+            start.Release();
+        }
+
+        foreach (var thread in _threads)
+        {
+            thread.Join();
+        }
+
+        _done.Dispose();
+        foreach (var start in _start)
+        {
+            start.Dispose();
+        }
+    }
+}
