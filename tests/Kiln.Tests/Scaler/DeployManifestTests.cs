@@ -88,6 +88,7 @@ public sealed class DeployManifestTests
         Assert.Equal(md.TpSize, (int)c.Resources.Requests[md.GpuResourceName].ToDecimal());
         Assert.Equal(md.TpSize, (int)c.Resources.Limits[md.GpuResourceName].ToDecimal());
         Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__Engine__TensorParallelSize").Value);
+        Assert.Equal("cuda", c.Env.Single(e => e.Name == "Kiln__Device").Value); // the GPUs it asks for are the ones it runs on
         Assert.Equal("/api/ready", c.ReadinessProbe.HttpGet.Path);
         var mount = c.VolumeMounts.Single(m => m.Name == "models");
         Assert.StartsWith(mount.MountPath, c.Env.Single(e => e.Name == "Kiln__Model").Value, StringComparison.Ordinal);
