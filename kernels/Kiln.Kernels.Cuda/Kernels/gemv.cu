@@ -87,32 +87,17 @@ __device__ __forceinline__ void gemv_rows(float* __restrict__ y, const bf16* __r
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-gemv_bf16(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
-{
-    gemv_rows<4, 1>(y, w, x, bias, rows, cols, tokens);
-}
+// The entry points: name, threads a block, loads in flight per row, rows a warp (see GemvVariant on the host).
+#define GEMV_KERNEL(NAME, THREADS, UNROLL, ROWS)                                                                         \
+    extern "C" __global__ void __launch_bounds__(THREADS)                                                              \
+    NAME(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, \
+         int rows, int cols, int tokens)                                                                              \
+    {                                                                                                                 \
+        gemv_rows<UNROLL, ROWS>(y, w, x, bias, rows, cols, tokens);                                                   \
+    }
 
-extern "C" __global__ void __launch_bounds__(256)
-gemv_bf16_u8(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
-{
-    gemv_rows<8, 1>(y, w, x, bias, rows, cols, tokens);
-}
-
-extern "C" __global__ void __launch_bounds__(256)
-gemv_bf16_r2(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
-{
-    gemv_rows<4, 2>(y, w, x, bias, rows, cols, tokens);
-}
-
-extern "C" __global__ void __launch_bounds__(256)
-gemv_bf16_r4(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
-{
-    gemv_rows<2, 4>(y, w, x, bias, rows, cols, tokens);
-}
-
-extern "C" __global__ void __launch_bounds__(128)
-gemv_bf16_b128(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, int rows, int cols, int tokens)
-{
-    gemv_rows<4, 1>(y, w, x, bias, rows, cols, tokens);
-}
+GEMV_KERNEL(gemv_bf16, 256, 4, 1)
+GEMV_KERNEL(gemv_bf16_u8, 256, 8, 1)
+GEMV_KERNEL(gemv_bf16_r2, 256, 4, 2)
+GEMV_KERNEL(gemv_bf16_r4, 256, 2, 4)
+GEMV_KERNEL(gemv_bf16_b128, 128, 4, 1)

@@ -18,6 +18,7 @@ public sealed class TensorParallelCudaRunner : IModelRunner
     private readonly CudaModelRunner[] _ranks;
     private readonly NcclCommunicator[] _communicators;
     private readonly RankGroup _group;
+    private readonly RankGroup.RankZeroStep _rankZero;
     private bool _allPositions;
     private ShardedKvCache<CudaKvCache>? _cache;
     private bool _disposed;
@@ -39,6 +40,7 @@ public sealed class TensorParallelCudaRunner : IModelRunner
 
         // A failed rank cannot release the others from an NCCL all-reduce (that takes ncclCommAbort, not bound yet):
         // the group's step then fails when they time out or the process ends.
+        _rankZero = (batch, logits) => _ranks[0].Forward(batch, _cache!.Shard(0), logits, _allPositions);
         _group = new RankGroup(ranks, "kiln-cuda-rank", (rank, batch) => _ranks[rank].ForwardWithoutOutput(batch, _cache!.Shard(rank), _allPositions), () => { });
     }
 
@@ -63,20 +65,7 @@ public sealed class TensorParallelCudaRunner : IModelRunner
     {
         _cache = (ShardedKvCache<CudaKvCache>)cache;
         _allPositions = allPositions;
-        _group.Start(batch);
-        Exception? error = null;
-        try
-        {
-            _ranks[0].Forward(batch, _cache.Shard(0), logits, allPositions);
-        }
-#pragma warning disable CA1031 // handed to Finish, which rethrows it once the other ranks have stopped
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            error = e;
-        }
-
-        _group.Finish(error);
+        _group.Run(batch, logits, _rankZero);
     }
 
     public void Dispose()

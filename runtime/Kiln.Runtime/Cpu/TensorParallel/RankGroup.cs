@@ -5,7 +5,7 @@ namespace Kiln.Runtime.Cpu.TensorParallel;
 /// <summary>
 /// Runs one step on every rank of a tensor-parallel group, CPU threads or GPUs alike: rank 0 on the caller's thread
 /// (it returns the logits), ranks 1..t-1 on their own threads, which read the step's batch from a copy (spans cannot
-/// cross threads). The caller brackets rank 0's work with <see cref="Start"/> and <see cref="Finish"/>.
+/// cross threads). <see cref="Run"/> runs a step on all of them.
 /// </summary>
 public sealed class RankGroup : IDisposable
 {
@@ -44,8 +44,33 @@ public sealed class RankGroup : IDisposable
 
     public delegate void RankStep(int rank, ForwardBatch batch);
 
+    /// <summary>Rank 0's part of a step: it alone writes the logits.</summary>
+    public delegate void RankZeroStep(ForwardBatch batch, Span<float> logits);
+
+    /// <summary>
+    /// Runs a step on every rank: the others on their threads, rank 0 on this one. Returns once all are done; rethrows
+    /// rank 0's error as it was, or wraps the first other rank's.
+    /// </summary>
+    public void Run(ForwardBatch batch, Span<float> logits, RankZeroStep rankZero)
+    {
+        Start(batch);
+        Exception? error = null;
+        try
+        {
+            rankZero(batch, logits);
+        }
+#pragma warning disable CA1031 // handed to Finish, which rethrows it once the other ranks have stopped
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            error = e;
+        }
+
+        Finish(error);
+    }
+
     /// <summary>Copies the step's batch for the other ranks and sets them going.</summary>
-    public void Start(ForwardBatch batch)
+    private void Start(ForwardBatch batch)
     {
         _tokens = batch.TokenCount;
         _sequences = batch.SequenceCount;
@@ -70,7 +95,7 @@ public sealed class RankGroup : IDisposable
     /// Waits for the other ranks. Rethrows rank 0's own error (<paramref name="rankZeroError"/>) as it was, or wraps the
     /// first other rank's.
     /// </summary>
-    public void Finish(Exception? rankZeroError)
+    private void Finish(Exception? rankZeroError)
     {
         if (rankZeroError is not null)
         {

@@ -15,6 +15,7 @@ public sealed class TensorParallelCpuRunner : IModelRunner
     private readonly ModelWeights[] _shards;
     private readonly SharedMemoryAllReduce _allReduce;
     private readonly RankGroup _group;
+    private readonly RankGroup.RankZeroStep _rankZero;
     private ShardedKvCache<PagedKvCache>? _cache;
     private bool _allPositions;
     private bool _disposed;
@@ -37,6 +38,7 @@ public sealed class TensorParallelCpuRunner : IModelRunner
             _ranks[r] = new CpuModelRunner(rankConfig, _shards[r], maxBatchTokens, maxContext, null, threadsPerRank, new TensorParallelRank(r, _allReduce));
         }
 
+        _rankZero = (batch, logits) => _ranks[0].Forward(batch, _cache!.Shard(0), logits, _allPositions);
         _group = new RankGroup(ranks, "kiln-tp-rank", (rank, batch) => _ranks[rank].Forward(batch, _cache!.Shard(rank), [], _allPositions), _allReduce.Fail);
     }
 
@@ -58,20 +60,7 @@ public sealed class TensorParallelCpuRunner : IModelRunner
 
         _cache = (ShardedKvCache<PagedKvCache>)cache;
         _allPositions = allPositions;
-        _group.Start(batch);
-        Exception? error = null;
-        try
-        {
-            _ranks[0].Forward(batch, _cache.Shard(0), logits, allPositions);
-        }
-#pragma warning disable CA1031 // handed to Finish, which rethrows it once the other ranks have stopped
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            error = e;
-        }
-
-        _group.Finish(error);
+        _group.Run(batch, logits, _rankZero);
     }
 
     public void Dispose()
