@@ -40,7 +40,7 @@ internal static class GemvSweep
 
                 Driver.Check(Driver.cuEventRecord(end, stream));
                 Driver.Check(Driver.cuEventSynchronize(end));
-                float ms = Elapsed(start, end) / Launches;
+                float ms = Driver.ElapsedMilliseconds(start, end) / Launches;
                 line += $"{(double)rows * columns * 2 / (ms * 1e-3) / 1e9,12:F0} GB/s";
             }
 
@@ -49,20 +49,5 @@ internal static class GemvSweep
 
         Driver.Check(Driver.cuEventDestroy(start));
         Driver.Check(Driver.cuEventDestroy(end));
-    }
-
-    private static float Elapsed(nint start, nint end)
-    {
-        float ms;
-        try
-        {
-            Driver.Check(Driver.cuEventElapsedTime(out ms, start, end));
-        }
-        catch (EntryPointNotFoundException)
-        {
-            Driver.Check(Driver.cuEventElapsedTimeV2(out ms, start, end));
-        }
-
-        return ms;
     }
 }

@@ -11,21 +11,3 @@ internal interface IBenchEngine : IDisposable
     /// <summary>Runs one token at <paramref name="position"/>; returns the greedy next token.</summary>
     int Decode(int token, int position);
 }
-
-internal static class Greedy
-{
-    /// <summary>Index of the largest value; the lowest index wins a tie.</summary>
-    public static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
-    }
-}

@@ -1,6 +1,7 @@
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Bench;
 
@@ -34,7 +35,7 @@ internal sealed class KilnEngine : IBenchEngine
     {
         _length[0] = prompt.Length;
         _runner.Forward(new ForwardBatch(prompt, _positions.AsSpan(0, prompt.Length), _sequence, _length), _cache, _logits);
-        return Greedy.ArgMax(_logits);
+        return Sampler.ArgMax(_logits);
     }
 
     public int Decode(int token, int position)
@@ -43,7 +44,7 @@ internal sealed class KilnEngine : IBenchEngine
         _onePosition[0] = position;
         _length[0] = 1;
         _runner.Forward(new ForwardBatch(_one, _onePosition, _sequence, _length), _cache, _logits);
-        return Greedy.ArgMax(_logits);
+        return Sampler.ArgMax(_logits);
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using Kiln.Runtime.Sampling;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -71,7 +72,7 @@ internal sealed class LlamaCppEngine : IBenchEngine
     {
         var result = _context.NativeHandle.Decode(_batch);
         return result == DecodeResult.Ok
-            ? Greedy.ArgMax(_context.NativeHandle.GetLogitsIth(_batch.TokenCount - 1))
+            ? Sampler.ArgMax(_context.NativeHandle.GetLogitsIth(_batch.TokenCount - 1))
             : throw new InvalidOperationException($"llama_decode failed: {result}");
     }
 }

@@ -34,7 +34,7 @@ public sealed class ForwardTests
         Gpu.Require();
         using var model = Gpu.RandomModel(Small with { TiedEmbeddings = tiedEmbeddings, Seed = tiedEmbeddings ? 78UL : 77UL });
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
-        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") });
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Gpu.CacheDirectory });
         using var cpuCache = cpu.CreateKvCache(16, 16, 4, 8);
         using var gpuCache = gpu.CreateKvCache(16, 16, 4, 8);
         int[] tables = [3, 9, 1, 0, 0, 0, 0, 0, /* row 1 */ 7, 2, 0, 0, 0, 0, 0, 0, /* row 2 */ 12, 5, 0, 0, 0, 0, 0, 0];
@@ -82,7 +82,7 @@ public sealed class ForwardTests
     {
         Gpu.Require();
         using var model = Gpu.RandomModel(Small);
-        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") });
+        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = Gpu.CacheDirectory });
         var options = new EngineOptions { MaxBatchedTokens = 64, MaxSequences = 16, KvCacheBytes = 32L << 20, BlockSize = 16 };
         int[] lengths = [5, 70, 12, 33, 1, 48];
         var prompts = lengths.Select((n, i) => Enumerable.Range(0, n).Select(j => ((i * 131) + (j * 17)) % Small.VocabSize).ToArray()).ToArray();
@@ -132,7 +132,7 @@ public sealed class ForwardTests
     {
         Gpu.Require();
         using var model = Gpu.RandomModel(Small);
-        var options = new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache") };
+        var options = new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Gpu.CacheDirectory };
         var group = NcclCommunicator.CreateGroup([0]);
         using var communicator = group[0];
         using var plain = new CudaModelRunner(model, options);

@@ -31,16 +31,7 @@ public sealed class KernelProfiler : IDisposable
         foreach (var (name, start, end) in _marks)
         {
             Driver.Check(Driver.cuEventSynchronize(end));
-            float ms;
-            try
-            {
-                Driver.Check(Driver.cuEventElapsedTime(out ms, start, end));
-            }
-            catch (EntryPointNotFoundException)
-            {
-                Driver.Check(Driver.cuEventElapsedTimeV2(out ms, start, end));
-            }
-
+            float ms = Driver.ElapsedMilliseconds(start, end);
             var (total, calls) = totals.GetValueOrDefault(name);
             totals[name] = (total + ms, calls + 1);
             Driver.cuEventDestroy(start);

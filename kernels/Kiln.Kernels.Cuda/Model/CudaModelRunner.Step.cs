@@ -186,8 +186,9 @@ public sealed unsafe partial class CudaModelRunner
         if (tokens <= GemvMaxTokens && inFeatures % 8 == 0)
         {
             var gemv = GemvVariant.For(outFeatures, inFeatures);
-            Launch(Profiler is null ? gemv.Kernel : $"{gemv.Kernel} {outFeatures}x{inFeatures}", gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
-                [y.Pointer, weight.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)]);
+            Launch(gemv.Kernel, gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
+                [y.Pointer, weight.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
+                (outFeatures, inFeatures));
             return;
         }
 
@@ -209,11 +210,9 @@ public sealed unsafe partial class CudaModelRunner
     /// <summary>The row-parallel products leave partial sums on each rank; NCCL adds them up.</summary>
     private void AllReduce(DeviceBuffer buffer, long count) => _communicator?.AllReduceSum(buffer.Pointer, count, _stream);
 
-    /// <summary>Launches a kernel; a label after a space ("gemv_bf16 2048x8192") only names it for the profiler.</summary>
-    private void Launch(string label, uint gridX, uint gridY, uint block, ReadOnlySpan<ulong> arguments)
+    /// <summary>Launches a kernel; <paramref name="shape"/> (a product's rows x columns) only names it for the profiler.</summary>
+    private void Launch(string kernel, uint gridX, uint gridY, uint block, ReadOnlySpan<ulong> arguments, (int Rows, int Columns) shape = default)
     {
-        int space = label.IndexOf(' ', StringComparison.Ordinal);
-        string kernel = space < 0 ? label : label[..space];
         if (Profiler is null)
         {
             _kernels.Launch(kernel, (gridX, gridY), block, _stream, arguments);
@@ -222,7 +221,7 @@ public sealed unsafe partial class CudaModelRunner
 
         Profiler.Begin(_stream);
         _kernels.Launch(kernel, (gridX, gridY), block, _stream, arguments);
-        Profiler.End(label, _stream);
+        Profiler.End(shape == default ? kernel : $"{kernel} {shape.Rows}x{shape.Columns}", _stream);
     }
 
     /// <summary>Blocks of 256 for an elementwise kernel over <paramref name="count"/> items; the kernels loop over the rest.</summary>

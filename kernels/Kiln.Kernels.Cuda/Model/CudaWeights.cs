@@ -46,7 +46,7 @@ public sealed class CudaLayerWeights
 /// A model's weights in device memory, in bf16 whatever the file stores (F32, F16 and Q8_0 are converted on upload;
 /// norms and biases stay float32). Built from loaded weights, or filled with seeded random values on the device.
 /// </summary>
-public sealed class CudaWeights : IDisposable
+public sealed unsafe class CudaWeights : IDisposable
 {
     private CudaWeights(DeviceBuffer embedding, CudaLayerWeights[] layers, DeviceBuffer finalNorm, DeviceBuffer classifier)
     {
@@ -165,18 +165,34 @@ public sealed class CudaWeights : IDisposable
             for (int first = 0; first < matrix.Rows; first += ChunkRows)
             {
                 int count = Math.Min(ChunkRows, matrix.Rows - first);
-                for (int r = 0; r < count; r++)
-                {
-                    matrix.ReadRow(first + r, widened);
-                    Narrow(widened, chunk.AsSpan(r * columns, columns));
-                }
-
-                buffer.Upload<ushort>(chunk.AsSpan(0, count * columns), stream, written * sizeof(ushort));
+                var rowsBf16 = RowsAsBf16(matrix, first, count, widened, chunk);
+                buffer.Upload(rowsBf16, stream, written * sizeof(ushort));
                 written += (long)count * columns;
             }
         }
 
         return buffer;
+    }
+
+    /// <summary>
+    /// Rows [first, first + count) as bf16: a view of the stored rows when they already are bf16 (no widening and
+    /// narrowing back), else converted into <paramref name="chunk"/> through <paramref name="widened"/> (one row).
+    /// </summary>
+    internal static ReadOnlySpan<ushort> RowsAsBf16(WeightMatrix matrix, int first, int count, float[] widened, ushort[] chunk)
+    {
+        int columns = matrix.Columns;
+        if (matrix.Type == WeightType.BF16)
+        {
+            return new ReadOnlySpan<ushort>(matrix.Data + (matrix.RowBytes * first), count * columns);
+        }
+
+        for (int r = 0; r < count; r++)
+        {
+            matrix.ReadRow(first + r, widened);
+            Narrow(widened, chunk.AsSpan(r * columns, columns));
+        }
+
+        return chunk.AsSpan(0, count * columns);
     }
 
     private static void Narrow(ReadOnlySpan<float> source, Span<ushort> destination)

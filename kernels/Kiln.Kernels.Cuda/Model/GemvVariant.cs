@@ -6,14 +6,18 @@ namespace Kiln.Kernels.Cuda.Model;
 /// </summary>
 public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
 {
-    public static IReadOnlyList<GemvVariant> All { get; } =
-    [
-        new("gemv_bf16", 256, 1),
-        new("gemv_bf16_u8", 256, 1),
-        new("gemv_bf16_r2", 256, 2),
-        new("gemv_bf16_r4", 256, 4),
-        new("gemv_bf16_b128", 128, 1),
-    ];
+    /// <summary>One row a warp, four 16-byte loads in flight per lane.</summary>
+    public static GemvVariant OneRow { get; } = new("gemv_bf16", 256, 1);
+
+    public static GemvVariant OneRowDeep { get; } = new("gemv_bf16_u8", 256, 1);
+
+    public static GemvVariant TwoRows { get; } = new("gemv_bf16_r2", 256, 2);
+
+    public static GemvVariant FourRows { get; } = new("gemv_bf16_r4", 256, 4);
+
+    public static GemvVariant SmallBlocks { get; } = new("gemv_bf16_b128", 128, 1);
+
+    public static IReadOnlyList<GemvVariant> All { get; } = [OneRow, OneRowDeep, TwoRows, FourRows, SmallBlocks];
 
     public int RowsPerBlock => Threads / 32 * RowsPerWarp;
 
@@ -26,8 +30,8 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
     /// </summary>
     public static GemvVariant For(int rows, int columns) => rows switch
     {
-        >= 65536 => All[3],
-        >= 8192 => All[2],
-        _ => All[0],
+        >= 65536 => FourRows,
+        >= 8192 => TwoRows,
+        _ => OneRow,
     };
 }

@@ -158,6 +158,22 @@ internal static unsafe partial class Driver
     [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuEventElapsedTime_v2")]
     public static partial int cuEventElapsedTimeV2(out float milliseconds, nint start, nint end);
 
+    /// <summary>Milliseconds between two recorded events (cuEventElapsedTime, or its _v2 where a driver has only that).</summary>
+    public static float ElapsedMilliseconds(nint start, nint end)
+    {
+        float ms;
+        try
+        {
+            Check(cuEventElapsedTime(out ms, start, end));
+        }
+        catch (EntryPointNotFoundException)
+        {
+            Check(cuEventElapsedTimeV2(out ms, start, end));
+        }
+
+        return ms;
+    }
+
     [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuStreamBeginCapture_v2")]
     public static partial int cuStreamBeginCapture(nint stream, int mode);
 

@@ -2,6 +2,7 @@ using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Tests.Engine;
 
@@ -82,7 +83,7 @@ public sealed class DeviceSamplingTests(EngineTestModel fixture) : IClassFixture
             ((IModelRunner)inner).Forward(batch, cache, _logits);
             for (int s = 0; s < batch.SequenceCount; s++)
             {
-                next[s] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(_logits.AsSpan(s * vocab, vocab));
+                next[s] = Sampler.ArgMax(_logits.AsSpan(s * vocab, vocab));
             }
 
             return true;
