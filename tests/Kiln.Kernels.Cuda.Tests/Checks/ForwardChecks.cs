@@ -11,7 +11,7 @@ namespace Kiln.Kernels.Cuda.Tests;
 /// The whole forward pass on the GPU against the CPU backend on the same bf16 weights, step by step: chunked prefill
 /// over a cached prefix (cuBLAS), decodes (matrix-vector kernel, CUDA graphs), and every position's logits.
 /// </summary>
-public sealed class ForwardTests
+public abstract class ForwardChecks
 {
     private static readonly RandomLlamaOptions Small = new()
     {
@@ -29,12 +29,12 @@ public sealed class ForwardTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void MixedSteps_MatchTheCpuBackend_NeedsGpu(bool tiedEmbeddings)
+    public void MixedSteps_MatchTheCpuBackend(bool tiedEmbeddings)
     {
-        Gpu.Require();
-        using var model = Gpu.RandomModel(Small with { TiedEmbeddings = tiedEmbeddings, Seed = tiedEmbeddings ? 78UL : 77UL });
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small with { TiedEmbeddings = tiedEmbeddings, Seed = tiedEmbeddings ? 78UL : 77UL });
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
-        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Gpu.CacheDirectory });
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
         using var cpuCache = cpu.CreateKvCache(16, 16, 4, 8);
         using var gpuCache = gpu.CreateKvCache(16, 16, 4, 8);
         int[] tables = [3, 9, 1, 0, 0, 0, 0, 0, /* row 1 */ 7, 2, 0, 0, 0, 0, 0, 0, /* row 2 */ 12, 5, 0, 0, 0, 0, 0, 0];
@@ -64,7 +64,32 @@ public sealed class ForwardTests
         Compare(cpu, gpu, cpuCache, gpuCache, [Next(), Next()], [23, 24], [0], [2], allPositions: true);
     }
 
-    private static void Compare(CpuModelRunner cpu, CudaModelRunner gpu, IPagedKvCache cpuCache, IPagedKvCache gpuCache,
+    [Fact]
+    public void TensorParallelOverTwoDevices_MatchesTheCpuBackend()
+    {
+        TestDevice.RequireDevices(2);
+        using var model = TestDevice.RandomModel(Small);
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
+        using var group = new TensorParallelCudaRunner(model, 2, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
+        Assert.Equal(2, group.TensorParallelSize);
+        using var cpuCache = cpu.CreateKvCache(8, 16, 2, 4);
+        using var groupCache = group.CreateKvCache(8, 16, 2, 4);
+        int[] tables = [5, 1, 0, 0, /* row 1 */ 2, 6, 0, 0];
+        cpuCache.Bind(tables, 4, 2);
+        groupCache.Bind(tables, 4, 2);
+        var random = new Random(9);
+        int Next() => random.Next(Small.VocabSize);
+
+        // A prefill of two prompts (cuBLAS, one all-reduce after attention and one after the MLP on each rank), then
+        // decodes replayed from each rank's CUDA graph, all-reduces included.
+        Compare(cpu, group, cpuCache, groupCache, [.. Enumerable.Range(0, 18).Select(_ => Next())], [.. Enumerable.Range(0, 11), .. Enumerable.Range(0, 7)], [0, 1], [11, 7]);
+        for (int step = 0; step < 3; step++)
+        {
+            Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [11 + step, 7 + step], [0, 1], [1, 1]);
+        }
+    }
+
+    private static void Compare(CpuModelRunner cpu, IModelRunner gpu, IPagedKvCache cpuCache, IPagedKvCache gpuCache,
         int[] ids, int[] positions, int[] sequences, int[] lengths, bool allPositions = false)
     {
         int rows = allPositions ? ids.Length : sequences.Length;
@@ -73,16 +98,16 @@ public sealed class ForwardTests
         actual.AsSpan().Fill(float.NaN);
         cpu.Forward(new ForwardBatch(ids, positions, sequences, lengths), (PagedKvCache)cpuCache, expected, allPositions);
         gpu.Forward(new ForwardBatch(ids, positions, sequences, lengths), gpuCache, actual, allPositions);
-        double error = Gpu.RelativeError(actual, expected);
+        double error = TestDevice.RelativeError(actual, expected);
         Assert.True(error < 1e-2, $"logits of a step of {ids.Length} tokens differ from the CPU backend by {error:E2} (relative L2)");
     }
 
     [Fact]
-    public async Task Engine_MixedPrefillAndDecodeRequests_PickTheCpuArgmax_NeedsGpu()
+    public async Task Engine_MixedPrefillAndDecodeRequests_PickTheCpuArgmax()
     {
-        Gpu.Require();
-        using var model = Gpu.RandomModel(Small);
-        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = Gpu.CacheDirectory });
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small);
+        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = TestDevice.CacheDirectory });
         var options = new EngineOptions { MaxBatchedTokens = 64, MaxSequences = 16, KvCacheBytes = 32L << 20, BlockSize = 16 };
         int[] lengths = [5, 70, 12, 33, 1, 48];
         var prompts = lengths.Select((n, i) => Enumerable.Range(0, n).Select(j => ((i * 131) + (j * 17)) % Small.VocabSize).ToArray()).ToArray();
@@ -128,11 +153,11 @@ public sealed class ForwardTests
     }
 
     [Fact]
-    public void NcclGroupOfOne_AllReduceInTheForwardPass_ChangesNothing_NeedsGpu()
+    public void NcclGroupOfOne_AllReduceInTheForwardPass_ChangesNothing()
     {
-        Gpu.Require();
-        using var model = Gpu.RandomModel(Small);
-        var options = new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = Gpu.CacheDirectory };
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small);
+        var options = new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory };
         var group = NcclCommunicator.CreateGroup([0]);
         using var communicator = group[0];
         using var plain = new CudaModelRunner(model, options);

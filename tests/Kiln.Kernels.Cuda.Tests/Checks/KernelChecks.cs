@@ -8,43 +8,43 @@ namespace Kiln.Kernels.Cuda.Tests;
 /// Each kernel against a float64 reference written here, on random inputs, with outputs poisoned (NaN) before the
 /// launch so an element the kernel never writes fails the test. bf16 results must be within 1e-2 relative (L2).
 /// </summary>
-public sealed class KernelTests
+public abstract class KernelChecks
 {
     [Fact]
-    public void Embedding_GathersRows_NeedsGpu()
+    public void Embedding_GathersRows()
     {
-        Gpu.Require();
+        TestDevice.Require();
         const int Vocab = 100, Hidden = 96;
-        var table = Gpu.Random(Vocab * Hidden, 1);
+        var table = TestDevice.Random(Vocab * Hidden, 1);
         int[] ids = [5, 99, 0, 5, 42];
-        using var tableBuffer = Gpu.Bf16(table);
-        using var idBuffer = Gpu.Ints(ids);
-        using var x = Gpu.Poisoned((long)ids.Length * Hidden * 4);
-        Gpu.Kernels.Launch("embed_tokens", ((uint)ids.Length, 1), 256, Gpu.Stream, [x.Pointer, tableBuffer.Pointer, idBuffer.Pointer, KernelModule.Int(Hidden)]);
-        var actual = Gpu.ReadFloats(x, ids.Length * Hidden);
+        using var tableBuffer = TestDevice.Bf16(table);
+        using var idBuffer = TestDevice.Ints(ids);
+        using var x = TestDevice.Poisoned((long)ids.Length * Hidden * 4);
+        TestDevice.Kernels.Launch("embed_tokens", ((uint)ids.Length, 1), 256, TestDevice.Stream, [x.Pointer, tableBuffer.Pointer, idBuffer.Pointer, KernelModule.Int(Hidden)]);
+        var actual = TestDevice.ReadFloats(x, ids.Length * Hidden);
         var expected = ids.SelectMany(id => table.AsSpan(id * Hidden, Hidden).ToArray()).ToArray();
-        Assert.Equal(0, Gpu.RelativeError(actual, expected));
+        Assert.Equal(0, TestDevice.RelativeError(actual, expected));
     }
 
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, false)]
     [InlineData(true, true)]
-    public void RmsNorm_WithResidualAddAndRowSelection_MatchesFloat64_NeedsGpu(bool withAddend, bool selectRows)
+    public void RmsNorm_WithResidualAddAndRowSelection_MatchesFloat64(bool withAddend, bool selectRows)
     {
-        Gpu.Require();
+        TestDevice.Require();
         const int Tokens = 7, Hidden = 2048;
         const float Eps = 1e-5f;
-        var x = Gpu.Random(Tokens * Hidden, 2, 3f);
-        var addend = Gpu.Random(Tokens * Hidden, 3);
-        var weight = Gpu.Random(Hidden, 4);
+        var x = TestDevice.Random(Tokens * Hidden, 2, 3f);
+        var addend = TestDevice.Random(Tokens * Hidden, 3);
+        var weight = TestDevice.Random(Hidden, 4);
         int[] rows = selectRows ? [6, 2, 3] : [.. Enumerable.Range(0, Tokens)];
-        using var xBuffer = Gpu.Floats(x);
-        using var addendBuffer = Gpu.Floats(addend);
-        using var weightBuffer = Gpu.Floats(weight);
-        using var rowBuffer = Gpu.Ints(rows);
-        using var output = Gpu.Poisoned((long)rows.Length * Hidden * 2);
-        Gpu.Kernels.Launch("add_rmsnorm", ((uint)rows.Length, 1), 256, Gpu.Stream,
+        using var xBuffer = TestDevice.Floats(x);
+        using var addendBuffer = TestDevice.Floats(addend);
+        using var weightBuffer = TestDevice.Floats(weight);
+        using var rowBuffer = TestDevice.Ints(rows);
+        using var output = TestDevice.Poisoned((long)rows.Length * Hidden * 2);
+        TestDevice.Kernels.Launch("add_rmsnorm", ((uint)rows.Length, 1), 256, TestDevice.Stream,
             [xBuffer.Pointer, withAddend ? addendBuffer.Pointer : 0, weightBuffer.Pointer, output.Pointer, selectRows ? rowBuffer.Pointer : 0, KernelModule.Int(Hidden), KernelModule.Float(Eps)]);
 
         var expected = new double[rows.Length * Hidden];
@@ -67,18 +67,18 @@ public sealed class KernelTests
             }
         }
 
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, rows.Length * Hidden), expected), 0, 1e-2);
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(xBuffer, Tokens * Hidden), expectedX), 0, 1e-6);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadBf16(output, rows.Length * Hidden), expected), 0, 1e-2);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(xBuffer, Tokens * Hidden), expectedX), 0, 1e-6);
     }
 
     [Theory]
     [InlineData(RopeLayout.HalfSplit, false)]
     [InlineData(RopeLayout.AdjacentPairs, false)]
     [InlineData(RopeLayout.HalfSplit, true)]
-    public void RopeAndKvWrite_RotatesAndFillsSlots_MatchesFloat64_NeedsGpu(RopeLayout layout, bool llama3)
+    public void RopeAndKvWrite_RotatesAndFillsSlots_MatchesFloat64(RopeLayout layout, bool llama3)
     {
-        Gpu.Require();
-        const int QHeads = 4, KvHeads = 2, D = Gpu.HeadDim, Slots = 64;
+        TestDevice.Require();
+        const int QHeads = 4, KvHeads = 2, D = TestDevice.HeadDim, Slots = 64;
         var config = new ModelConfig
         {
             Architecture = "llama",
@@ -99,15 +99,15 @@ public sealed class KernelTests
         int[] slots = [3, 63, 0, 17, 40];
         int tokens = positions.Length;
         int stride = (QHeads + (2 * KvHeads)) * D;
-        var qkv = Gpu.Random(tokens * stride, 5, 2f);
-        using var qkvBuffer = Gpu.Floats(qkv);
-        using var keys = Gpu.Poisoned((long)Slots * KvHeads * D * 2);
-        using var values = Gpu.Poisoned((long)Slots * KvHeads * D * 2);
-        using var positionBuffer = Gpu.Ints(positions);
-        using var slotBuffer = Gpu.Ints(slots);
+        var qkv = TestDevice.Random(tokens * stride, 5, 2f);
+        using var qkvBuffer = TestDevice.Floats(qkv);
+        using var keys = TestDevice.Poisoned((long)Slots * KvHeads * D * 2);
+        using var values = TestDevice.Poisoned((long)Slots * KvHeads * D * 2);
+        using var positionBuffer = TestDevice.Ints(positions);
+        using var slotBuffer = TestDevice.Ints(slots);
         using var invBuffer = new DeviceBuffer(inv.Length * sizeof(double));
-        invBuffer.Upload<double>(inv, Gpu.Stream);
-        Gpu.Kernels.Launch("rope_write_kv", ((uint)tokens, 1), 128, Gpu.Stream,
+        invBuffer.Upload<double>(inv, TestDevice.Stream);
+        TestDevice.Kernels.Launch("rope_write_kv", ((uint)tokens, 1), 128, TestDevice.Stream,
             [qkvBuffer.Pointer, keys.Pointer, values.Pointer, positionBuffer.Pointer, slotBuffer.Pointer, invBuffer.Pointer,
              KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(layout == RopeLayout.HalfSplit ? 1 : 0)]);
 
@@ -129,15 +129,15 @@ public sealed class KernelTests
             }
         }
 
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(qkvBuffer, qkv.Length), expected), 0, 1e-5);
-        var keyCache = Gpu.ReadBf16(keys, Slots * KvHeads * D);
-        var valueCache = Gpu.ReadBf16(values, Slots * KvHeads * D);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(qkvBuffer, qkv.Length), expected), 0, 1e-5);
+        var keyCache = TestDevice.ReadBf16(keys, Slots * KvHeads * D);
+        var valueCache = TestDevice.ReadBf16(values, Slots * KvHeads * D);
         int kvDim = KvHeads * D;
         for (int t = 0; t < tokens; t++)
         {
             int k = (t * stride) + (QHeads * D);
-            Assert.InRange(Gpu.RelativeError(keyCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k, kvDim)), 0, 1e-2);
-            Assert.InRange(Gpu.RelativeError(valueCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k + kvDim, kvDim)), 0, 1e-2);
+            Assert.InRange(TestDevice.RelativeError(keyCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k, kvDim)), 0, 1e-2);
+            Assert.InRange(TestDevice.RelativeError(valueCache.AsSpan(slots[t] * kvDim, kvDim), expected.AsSpan(k + kvDim, kvDim)), 0, 1e-2);
         }
 
         Assert.True(float.IsNaN(keyCache[1 * kvDim]), "a slot no token maps to must be left alone");
@@ -148,11 +148,11 @@ public sealed class KernelTests
     [InlineData(5, 4)]
     [InlineData(16, 1)] // a block per query head, as for models whose group is too large
     [InlineData(7, 1)]
-    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64_NeedsGpu(int blockSize, int gqaGroup)
+    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64(int blockSize, int gqaGroup)
     {
-        Gpu.Require();
-        using var kernels = new KernelModule(Gpu.Device, Gpu.HeadDim, Gpu.CacheDirectory, gqaGroup);
-        const int QHeads = 8, KvHeads = 2, D = Gpu.HeadDim, Blocks = 40, TableStride = 12;
+        TestDevice.Require();
+        using var kernels = new KernelModule(TestDevice.Device, TestDevice.HeadDim, TestDevice.CacheDirectory, gqaGroup);
+        const int QHeads = 8, KvHeads = 2, D = TestDevice.HeadDim, Blocks = 40, TableStride = 12;
         int kvDim = KvHeads * D;
         // Three sequences: a prefill chunk of 6 tokens over a cached prefix of 30, a decode at 90, a first token at 0.
         int[] tokenRows = [0, 0, 0, 0, 0, 0, 1, 2];
@@ -167,18 +167,18 @@ public sealed class KernelTests
 
         int tokens = positions.Length;
         int stride = (QHeads + (2 * KvHeads)) * D;
-        var qkv = Gpu.Random(tokens * stride, 7);
-        var keys = Gpu.Random(Blocks * blockSize * kvDim, 8);
-        var values = Gpu.Random(Blocks * blockSize * kvDim, 9);
-        using var qkvBuffer = Gpu.Floats(qkv);
-        using var keyBuffer = Gpu.Bf16(keys);
-        using var valueBuffer = Gpu.Bf16(values);
-        using var tableBuffer = Gpu.Ints(tables);
-        using var rowBuffer = Gpu.Ints(tokenRows);
-        using var positionBuffer = Gpu.Ints(positions);
-        using var output = Gpu.Poisoned((long)tokens * QHeads * D * 2);
+        var qkv = TestDevice.Random(tokens * stride, 7);
+        var keys = TestDevice.Random(Blocks * blockSize * kvDim, 8);
+        var values = TestDevice.Random(Blocks * blockSize * kvDim, 9);
+        using var qkvBuffer = TestDevice.Floats(qkv);
+        using var keyBuffer = TestDevice.Bf16(keys);
+        using var valueBuffer = TestDevice.Bf16(values);
+        using var tableBuffer = TestDevice.Ints(tables);
+        using var rowBuffer = TestDevice.Ints(tokenRows);
+        using var positionBuffer = TestDevice.Ints(positions);
+        using var output = TestDevice.Poisoned((long)tokens * QHeads * D * 2);
         float scale = 1f / MathF.Sqrt(D);
-        kernels.Launch("paged_attention", ((uint)tokens, (uint)(QHeads / gqaGroup)), 256, Gpu.Stream,
+        kernels.Launch("paged_attention", ((uint)tokens, (uint)(QHeads / gqaGroup)), 256, TestDevice.Stream,
             [output.Pointer, qkvBuffer.Pointer, keyBuffer.Pointer, valueBuffer.Pointer, tableBuffer.Pointer, KernelModule.Int(TableStride),
              rowBuffer.Pointer, positionBuffer.Pointer, KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(blockSize), KernelModule.Float(scale)]);
 
@@ -215,18 +215,18 @@ public sealed class KernelTests
             }
         }
 
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, expected.Length), expected), 0, 1e-2);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadBf16(output, expected.Length), expected), 0, 1e-2);
     }
 
     [Fact]
-    public void SwiGlu_MatchesFloat64_NeedsGpu()
+    public void SwiGlu_MatchesFloat64()
     {
-        Gpu.Require();
+        TestDevice.Require();
         const int Tokens = 3, Inter = 1000;
-        var gateUp = Gpu.Random(Tokens * 2 * Inter, 10, 4f);
-        using var input = Gpu.Floats(gateUp);
-        using var output = Gpu.Poisoned(Tokens * Inter * 2);
-        Gpu.Kernels.Launch("swiglu", (4, 1), 256, Gpu.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Inter), KernelModule.Int(Tokens)]);
+        var gateUp = TestDevice.Random(Tokens * 2 * Inter, 10, 4f);
+        using var input = TestDevice.Floats(gateUp);
+        using var output = TestDevice.Poisoned(Tokens * Inter * 2);
+        TestDevice.Kernels.Launch("swiglu", (4, 1), 256, TestDevice.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Inter), KernelModule.Int(Tokens)]);
         var expected = new double[Tokens * Inter];
         for (int t = 0; t < Tokens; t++)
         {
@@ -237,7 +237,7 @@ public sealed class KernelTests
             }
         }
 
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadBf16(output, expected.Length), expected), 0, 1e-2);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadBf16(output, expected.Length), expected), 0, 1e-2);
     }
 
     [Theory]
@@ -246,19 +246,19 @@ public sealed class KernelTests
     [InlineData(8, false, "gemv_bf16_r2")]
     [InlineData(2, true, "gemv_bf16_r4")]
     [InlineData(5, false, "gemv_bf16_b128")]
-    public void Gemv_SmallBatchProduct_MatchesFloat64_NeedsGpu(int tokens, bool withBias, string kernel)
+    public void Gemv_SmallBatchProduct_MatchesFloat64(int tokens, bool withBias, string kernel)
     {
-        Gpu.Require();
+        TestDevice.Require();
         const int Rows = 301, Columns = 2056; // rows that leave a partial block and warp, columns not a multiple of 256
-        var weights = Gpu.Random(Rows * Columns, 11);
-        var x = Gpu.Random(tokens * Columns, 12);
-        var bias = Gpu.Random(Rows, 13);
-        using var w = Gpu.Bf16(weights);
-        using var xb = Gpu.Bf16(x);
-        using var biasBuffer = Gpu.Floats(bias);
-        using var y = Gpu.Poisoned((long)tokens * Rows * 4);
+        var weights = TestDevice.Random(Rows * Columns, 11);
+        var x = TestDevice.Random(tokens * Columns, 12);
+        var bias = TestDevice.Random(Rows, 13);
+        using var w = TestDevice.Bf16(weights);
+        using var xb = TestDevice.Bf16(x);
+        using var biasBuffer = TestDevice.Floats(bias);
+        using var y = TestDevice.Poisoned((long)tokens * Rows * 4);
         var variant = Model.GemvVariant.All.Single(v => v.Kernel == kernel);
-        Gpu.Kernels.Launch(kernel, (variant.Blocks(Rows), 1), (uint)variant.Threads, Gpu.Stream,
+        TestDevice.Kernels.Launch(kernel, (variant.Blocks(Rows), 1), (uint)variant.Threads, TestDevice.Stream,
             [y.Pointer, w.Pointer, xb.Pointer, withBias ? biasBuffer.Pointer : 0, KernelModule.Int(Rows), KernelModule.Int(Columns), KernelModule.Int(tokens)]);
         var expected = new double[tokens * Rows];
         for (int t = 0; t < tokens; t++)
@@ -275,22 +275,22 @@ public sealed class KernelTests
             }
         }
 
-        Assert.InRange(Gpu.RelativeError(Gpu.ReadFloats(y, expected.Length), expected), 0, 1e-5);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(y, expected.Length), expected), 0, 1e-5);
     }
 
     [Fact]
-    public void Argmax_PicksTheLargestLogitOfEachRow_NeedsGpu()
+    public void Argmax_PicksTheLargestLogitOfEachRow()
     {
-        Gpu.Require();
+        TestDevice.Require();
         const int Rows = 5, Vocab = 128256;
-        var logits = Gpu.Random(Rows * Vocab, 14, 10f);
+        var logits = TestDevice.Random(Rows * Vocab, 14, 10f);
         logits[(3 * Vocab) + 77] = 50f;
         logits[(3 * Vocab) + 78] = 50f; // a tie goes to the lower id, as on the CPU
-        using var input = Gpu.Floats(logits);
-        using var output = Gpu.Poisoned(Rows * 4);
-        Gpu.Kernels.Launch("argmax_rows", (Rows, 1), 1024, Gpu.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Vocab)]);
+        using var input = TestDevice.Floats(logits);
+        using var output = TestDevice.Poisoned(Rows * 4);
+        TestDevice.Kernels.Launch("argmax_rows", (Rows, 1), 1024, TestDevice.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Vocab)]);
         var ids = new int[Rows];
-        output.Download<int>(ids, Gpu.Stream);
+        output.Download<int>(ids, TestDevice.Stream);
         for (int r = 0; r < Rows; r++)
         {
             var row = logits.AsSpan(r * Vocab, Vocab);

@@ -7,16 +7,27 @@ using Kiln.Runtime.Synthetic;
 namespace Kiln.Kernels.Cuda.Tests;
 
 /// <summary>
-/// The GPU the tests share: one device, one stream and the kernels compiled for HEAD_DIM 64, opened on first use.
-/// <see cref="Require"/> skips a test, saying why, where there is no GPU (every CI machine).
+/// The CUDA device the checks share: one device, one stream and the kernels compiled for HEAD_DIM 64, opened on
+/// first use. It is a real NVIDIA GPU (Kiln.Kernels.Cuda.Tests) or, in Kiln.Kernels.Cuda.EmulatorTests, the CPU
+/// emulator of kernels/emulator, which that project builds with g++ and selects before any CUDA call.
+/// <see cref="Require"/> skips a check, saying why, where the device is missing.
 /// </summary>
-internal static unsafe class Gpu
+internal static unsafe class TestDevice
 {
     public const int HeadDim = 64;
     private static readonly Lazy<(CudaDevice Device, nint Stream, KernelModule Kernels)> Shared = new(Open);
     public static readonly string CacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache");
+    private static Lazy<string?>? s_emulator;
 
-    public static string? MissingReason => CudaDevice.UnavailableReason();
+    /// <summary>True when the checks run on the CPU emulator: slow, so the statistical checks draw fewer samples.</summary>
+    public static bool IsEmulated => s_emulator is not null;
+
+    /// <summary>Runs every check on the emulator; <paramref name="build"/> builds it and returns why it cannot, or null.</summary>
+    public static void UseEmulator(Func<string?> build) => s_emulator = new Lazy<string?>(build);
+
+    public static string? MissingReason => s_emulator is { } emulator
+        ? emulator.Value is { } failure ? $"needs g++ to build the CUDA emulator: {failure}" : CudaDevice.UnavailableReason()
+        : CudaDevice.UnavailableReason() is { } reason ? $"needs an NVIDIA GPU: {reason}" : null;
 
     public static CudaDevice Device => Shared.Value.Device;
 
@@ -28,10 +39,20 @@ internal static unsafe class Gpu
     {
         if (MissingReason is { } reason)
         {
-            Assert.Skip($"needs an NVIDIA GPU: {reason}");
+            Assert.Skip(reason);
         }
 
         Device.MakeCurrent();
+    }
+
+    /// <summary>Skips unless the machine has at least <paramref name="count"/> devices (the emulator is given two).</summary>
+    public static void RequireDevices(int count)
+    {
+        Require();
+        if (CudaDevice.Count < count)
+        {
+            Assert.Skip($"needs {count} GPUs; this machine has {CudaDevice.Count}");
+        }
     }
 
     public static DeviceBuffer Floats(ReadOnlySpan<float> values)
