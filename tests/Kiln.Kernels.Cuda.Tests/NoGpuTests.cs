@@ -59,11 +59,12 @@ public sealed class NoGpuTests
 
     private static string RepositoryRoot()
     {
-        if (Repository.Root() is not { } root)
+        string? root = Repository.Root();
+        if (root is null)
         {
             Assert.Skip("the repository is not above the test binaries (a published copy): the syntax check runs from a checkout");
         }
 
-        return root;
+        return root ?? "";
     }
 }
