@@ -8,7 +8,7 @@ using Kiln.Runtime.Models;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
-// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl] [--no-engine]
+// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl] [--compare-fused] [--no-engine]
 var settings = Settings.Parse(args);
 if (CudaDevice.UnavailableReason() is { } missing)
 {
@@ -106,6 +106,22 @@ if (settings.ComparePdl)
     results["decode_step_ms_without_programmatic_launch"] = withoutPdl;
 }
 
+if (settings.CompareFused)
+{
+    // The decode batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of six.
+    runner.SetFusedSmallBatch(false);
+    var unfused = new Dictionary<string, double>();
+    foreach (int batch in settings.Batches.Where(b => b <= 8))
+    {
+        var (tokPerSecond, msPerStep) = Decode(batch);
+        unfused[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
+        Console.WriteLine($"decode batch {batch,3} without fused layers: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+    }
+
+    runner.SetFusedSmallBatch(true);
+    results["decode_step_ms_unfused"] = unfused;
+}
+
 results["decode"] = decode;
 if (settings.Engine)
 {
@@ -187,7 +203,7 @@ static double Median(IEnumerable<double> values)
     return sorted[sorted.Length / 2];
 }
 
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool Engine)
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool CompareFused, bool Engine)
 {
     public static Settings Parse(string[] args)
     {
@@ -203,6 +219,7 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
             args.Contains("--profile"),
             args.Contains("--gemv-sweep"),
             args.Contains("--compare-pdl"),
+            args.Contains("--compare-fused"),
             !args.Contains("--no-engine"));
     }
 }

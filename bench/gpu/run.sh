@@ -17,7 +17,7 @@ echo "== CUDA tests"
 "$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
 }
 echo "== Kiln benchmark"
-"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:-} 2>&1 | tee "$out/kiln.log"
+"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused} 2>&1 | tee "$out/kiln.log"
 [ -n "${SKIP_HF:-}" ] && exit 0
 echo "== transformers baseline"
 timeout 300 python3 bench/gpu/transformers_baseline.py --json "$out/hf.json" 2>&1 | tee "$out/hf.log" | grep -v Warning

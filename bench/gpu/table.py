@@ -20,6 +20,15 @@ for name, k, h, ms in rows:
     step = f"{ms:.3f}" if ms is not None else "-"
     print(f"| {name} | {k:,.0f} | {h:,.0f} | {ratio:.2f}x | {step} |")
 
+if kiln.get("decode_step_ms_unfused"):
+    print()
+    print("Fused decode layers (RMSNorm, residual add and SwiGLU inside the products; 6 kernels a layer instead of 9):")
+    print("| decode batch | fused ms a step | unfused ms a step | unfused / fused |")
+    print("| ---: | ---: | ---: | ---: |")
+    for batch, unfused in kiln["decode_step_ms_unfused"].items():
+        fused = kiln["decode_step_ms"][batch]
+        print(f"| {batch} | {fused:.3f} | {unfused:.3f} | {unfused / fused:.2f}x |")
+
 if "engine_tok_s" in kiln:
     print()
     print("Through the engine (InferenceEngine on the CUDA runner; prompt 128 + 128 new tokens a request, prefill included):")

@@ -8,3 +8,5 @@ public sealed class KernelTests_OnEmulator_NeedsGxx : KernelChecks;
 public sealed class ForwardTests_OnEmulator_NeedsGxx : ForwardChecks;
 
 public sealed class SamplingTests_OnEmulator_NeedsGxx : SamplingChecks;
+
+public sealed class FusedGemvTests_OnEmulator_NeedsGxx : FusedGemvChecks;

@@ -28,8 +28,8 @@ public sealed class NoGpuTests
         Assert.StartsWith("// ---- Kiln.Kernels.common.cuh", source, StringComparison.Ordinal);
         foreach (string name in KernelModule.KernelNames)
         {
-            // Declared directly, or through gemv.cu's GEMV_KERNEL(name, ...) macro.
-            Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(|GEMV_KERNEL\({name},", source);
+            // Declared directly, or through gemv.cu's GEMV_KERNEL(name, ...) and GEMV_FUSED_KERNEL(name, ...) macros.
+            Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(|GEMV_(FUSED_)?KERNEL\({name},", source);
         }
     }
 

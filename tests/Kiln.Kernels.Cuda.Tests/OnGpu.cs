@@ -8,3 +8,5 @@ public sealed class KernelTests_NeedsGpu : KernelChecks;
 public sealed class ForwardTests_NeedsGpu : ForwardChecks;
 
 public sealed class SamplingTests_NeedsGpu : SamplingChecks;
+
+public sealed class FusedGemvTests_NeedsGpu : FusedGemvChecks;

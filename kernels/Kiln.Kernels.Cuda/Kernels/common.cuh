@@ -54,6 +54,15 @@ __device__ __forceinline__ void unpack8(uint4 v, float* out)
     out[6] = __uint_as_float(v.w << 16); out[7] = __uint_as_float(v.w & 0xffff0000u);
 }
 
+// Eight consecutive floats (32-byte aligned) in two 16-byte loads.
+__device__ __forceinline__ void load8(const float* source, float* out)
+{
+    float4 a = ((const float4*)source)[0];
+    float4 b = ((const float4*)source)[1];
+    out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+    out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

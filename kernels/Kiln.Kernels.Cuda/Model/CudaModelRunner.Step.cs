@@ -10,6 +10,7 @@ namespace Kiln.Kernels.Cuda.Model;
 public sealed unsafe partial class CudaModelRunner
 {
     private CudaKvCache? _graphCache;
+    private bool? _fusedOverride;
 
     /// <summary>When set, steps run eagerly and every launch is timed (the benchmark's --profile).</summary>
     public KernelProfiler? Profiler { get; set; }
@@ -127,6 +128,15 @@ public sealed unsafe partial class CudaModelRunner
         _kernels.ProgrammaticLaunch = enabled && _device.ComputeCapability >= 90;
     }
 
+    /// <summary>Turns the fused decode layers on or off (for the benchmark's comparison); captured graphs are dropped.</summary>
+    internal void SetFusedSmallBatch(bool enabled)
+    {
+        _device.MakeCurrent();
+        Driver.Check(Driver.cuStreamSynchronize(_stream));
+        DestroyGraphs();
+        _fusedOverride = enabled;
+    }
+
     private void DestroyGraphs()
     {
         foreach (nint graph in _graphs.Values)
@@ -152,12 +162,21 @@ public sealed unsafe partial class CudaModelRunner
         int qkvRows = c.QueryDim + (2 * c.KvDim);
 
         Launch("embed_tokens", (uint)tokens, 1, 256, [_x.Pointer, _weights.Embedding.Pointer, ids, hidden]);
+        bool fused = FusesLayers(tokens);
         for (int layer = 0; layer < c.LayerCount; layer++)
         {
             var w = _weights.Layers[layer];
-            ulong residual = layer == 0 ? 0 : _projected.Pointer; // the previous layer's MLP output joins the stream here
-            Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, residual, w.AttentionNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
-            Linear(_qkv, w.QueryKeyValue, _normed, w.QueryKeyValueBias, qkvRows, c.HiddenSize, tokens);
+            if (fused)
+            {
+                FusedLinear("gemv_norm", _qkv, w.QueryKeyValue, _x, w.QueryKeyValueBias, w.AttentionNorm, qkvRows, c.HiddenSize, tokens);
+            }
+            else
+            {
+                ulong residual = layer == 0 ? 0 : _projected.Pointer; // the previous layer's MLP output joins the stream here
+                Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, residual, w.AttentionNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
+                Linear(_qkv, w.QueryKeyValue, _normed, w.QueryKeyValueBias, qkvRows, c.HiddenSize, tokens);
+            }
+
             Launch("rope_write_kv", (uint)tokens, 1, 128,
                 [_qkv.Pointer, kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
                  KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
@@ -165,6 +184,14 @@ public sealed unsafe partial class CudaModelRunner
                 [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
                  tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
                  KernelModule.Float(1f / MathF.Sqrt(c.HeadDim))]);
+            if (fused)
+            {
+                FusedLinear("gemv_add", _x, w.Output, _attended, null, null, c.HiddenSize, c.QueryDim, tokens);
+                FusedLinear("gemv_norm_swiglu", _activated, w.GateUp, _x, null, w.FeedForwardNorm, c.IntermediateSize, c.HiddenSize, tokens);
+                FusedLinear("gemv_add", _x, w.Down, _activated, null, null, c.HiddenSize, c.IntermediateSize, tokens);
+                continue;
+            }
+
             Linear(_projected, w.Output, _attended, null, c.HiddenSize, c.QueryDim, tokens);
             AllReduce(_projected, (long)tokens * c.HiddenSize);
             Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, _projected.Pointer, w.FeedForwardNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
@@ -174,9 +201,29 @@ public sealed unsafe partial class CudaModelRunner
             AllReduce(_projected, (long)tokens * c.HiddenSize);
         }
 
-        Launch("add_rmsnorm", (uint)rows, 1, 256, [_x.Pointer, _projected.Pointer, _weights.FinalNorm.Pointer, _finalNormed.Pointer, outputRows, hidden, eps]);
+        // Fused layers left nothing to add: their down products went into the stream already.
+        ulong lastOutput = fused ? 0 : _projected.Pointer;
+        Launch("add_rmsnorm", (uint)rows, 1, 256, [_x.Pointer, lastOutput, _weights.FinalNorm.Pointer, _finalNormed.Pointer, outputRows, hidden, eps]);
         Linear(_logits, _weights.Classifier, _finalNormed, null, c.VocabSize, c.HiddenSize, rows);
         Launch("argmax_rows", (uint)rows, 1, 1024, [_sampled.Pointer, _logits.Pointer, KernelModule.Int(c.VocabSize)]);
+    }
+
+    /// <summary>Whether a step of <paramref name="tokens"/> runs the fused six-kernel layers (<see cref="CudaRunnerOptions.FusedSmallBatch"/>).</summary>
+    private bool FusesLayers(int tokens) =>
+        (_fusedOverride ?? _options.FusedSmallBatch) && _communicator is null && tokens <= GemvMaxTokens &&
+        Config.HiddenSize % 8 == 0 && Config.QueryDim % 8 == 0 && Config.IntermediateSize % 8 == 0;
+
+    /// <summary>
+    /// One of gemv.cu's fused products: <paramref name="norm"/> given, x is the float32 residual stream, normalised
+    /// inside the product; gemv_add adds into y; gemv_norm_swiglu writes the bf16 activation, one output per gate/up row pair.
+    /// </summary>
+    private void FusedLinear(string kernel, DeviceBuffer y, DeviceBuffer weight, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int outputs, int inFeatures, int tokens)
+    {
+        int warps = outputs; // one output a warp: a row, or a gate/up row pair
+        Launch(kernel, (uint)((warps + 7) / 8), 1, 256,
+            [y.Pointer, weight.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float((float)Config.RmsNormEps),
+             KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
+            (kernel == "gemv_norm_swiglu" ? 2 * outputs : outputs, inFeatures));
     }
 
     /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the bf16 weight [out x in], transposed, plus bias.</summary>

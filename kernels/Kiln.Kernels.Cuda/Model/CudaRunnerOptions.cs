@@ -24,6 +24,13 @@ public sealed record CudaRunnerOptions
     /// <summary>Let each kernel overlap the end of the previous one (programmatic dependent launch) on sm_90 and later.</summary>
     public bool ProgrammaticLaunch { get; init; } = true;
 
+    /// <summary>
+    /// At up to 8 tokens a step (decode), run each layer in six kernels instead of nine: the RMSNorms inside the
+    /// products that follow them, the residual adds inside the output and down products, SwiGLU inside the gate/up
+    /// product. Single-GPU only: a tensor-parallel rank must all-reduce its partial outputs before they join the stream.
+    /// </summary>
+    public bool FusedSmallBatch { get; init; } = true;
+
     /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
     public string? KernelCacheDirectory { get; init; }
 }

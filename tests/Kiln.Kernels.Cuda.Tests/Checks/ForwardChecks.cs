@@ -1,3 +1,4 @@
+using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
@@ -27,14 +28,15 @@ public abstract class ForwardChecks
     };
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void MixedSteps_MatchTheCpuBackend(bool tiedEmbeddings)
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void MixedSteps_MatchTheCpuBackend(bool tiedEmbeddings, bool fusedDecodeLayers)
     {
         TestDevice.Require();
         using var model = TestDevice.RandomModel(Small with { TiedEmbeddings = tiedEmbeddings, Seed = tiedEmbeddings ? 78UL : 77UL });
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
-        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory, FusedSmallBatch = fusedDecodeLayers });
         using var cpuCache = cpu.CreateKvCache(16, 16, 4, 8);
         using var gpuCache = gpu.CreateKvCache(16, 16, 4, 8);
         int[] tables = [3, 9, 1, 0, 0, 0, 0, 0, /* row 1 */ 7, 2, 0, 0, 0, 0, 0, 0, /* row 2 */ 12, 5, 0, 0, 0, 0, 0, 0];
@@ -60,8 +62,13 @@ public abstract class ForwardChecks
         }
 
         Assert.Equal(1, gpu.GraphCount);
-        // Every position's logits for a short chunk.
+        // Every position's logits for a short chunk, with the launches recorded: the fused layers run where asked.
+        using var profiler = new KernelProfiler();
+        gpu.Profiler = profiler;
         Compare(cpu, gpu, cpuCache, gpuCache, [Next(), Next()], [23, 24], [0], [2], allPositions: true);
+        var launched = profiler.Collect().Select(p => p.Name.Split(' ')[0]).ToHashSet();
+        Assert.Equal(fusedDecodeLayers, launched.Contains("gemv_norm_swiglu"));
+        Assert.Equal(!fusedDecodeLayers, launched.Contains("swiglu"));
     }
 
     [Fact]
