@@ -4,6 +4,7 @@ using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Kernels.Cuda.Model;
 
@@ -35,6 +36,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     private readonly DeviceBuffer _finalNormed;
     private readonly DeviceBuffer _logits;
     private readonly DeviceBuffer _sampled;
+    private readonly DeviceSampler _sampler;
     private readonly DeviceBuffer _inverseFrequencies;
     private readonly DeviceBuffer _stepArrays;
     private readonly PinnedBuffer<int> _hostStep;
@@ -88,6 +90,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _finalNormed = Buffer((long)rows * config.HiddenSize, sizeof(ushort));
         _logits = Buffer((long)rows * config.VocabSize, sizeof(float));
         _sampled = Buffer(rows, sizeof(int));
+        _sampler = new DeviceSampler(rows);
         _stepArrays = Buffer(StepInts, sizeof(int));
         _hostStep = new PinnedBuffer<int>(StepInts);
         _tokenRows = new int[t];
@@ -147,9 +150,23 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _logits.Download(logits[..(int)count], _stream);
     }
 
-    public bool TryForwardGreedy(ForwardBatch batch, IPagedKvCache cache, Span<int> next)
+    /// <summary>
+    /// Runs one step and draws each sequence's token on the device: the step's argmax where every row is greedy (part
+    /// of a decode step's graph), else sample_rows after it. Only the ids come back.
+    /// </summary>
+    public bool TryForwardSampled(ForwardBatch batch, IPagedKvCache cache, ReadOnlySpan<DeviceSampling> sampling, Span<int> next)
     {
-        ForwardGreedy(batch, cache, next);
+        int rows = Run(batch, cache, allPositions: false);
+        foreach (var row in sampling[..rows])
+        {
+            if (!row.IsGreedy)
+            {
+                _sampler.Sample(_kernels, sampling[..rows], _logits.Pointer, Config.VocabSize, _sampled.Pointer, _stream);
+                break;
+            }
+        }
+
+        _sampled.Download(next[..rows], _stream);
         return true;
     }
 
@@ -191,6 +208,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         }
 
         _hostStep.Dispose();
+        _sampler.Dispose();
         _weights.Dispose();
         _kernels.Dispose();
         CuBlas.cublasDestroy(_blas);

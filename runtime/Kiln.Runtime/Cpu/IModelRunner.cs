@@ -1,5 +1,6 @@
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Runtime.Cpu;
 
@@ -29,11 +30,11 @@ public interface IModelRunner : IDisposable
     void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false);
 
     /// <summary>
-    /// Runs one step and picks each sequence's next token greedily where the logits are (a GPU), returning only the ids
-    /// in <paramref name="next"/>; false, having done nothing, when this backend cannot (the engine then asks for
-    /// logits and samples on the host).
+    /// Runs one step and draws each sequence's next token where the logits are (a GPU), as <paramref name="sampling"/>
+    /// says row by row (greedy, or top-k/top-p at a temperature), returning only the ids in <paramref name="next"/>;
+    /// false, having done nothing, when this backend cannot (the engine then asks for logits and samples on the host).
     /// </summary>
-    bool TryForwardGreedy(ForwardBatch batch, IPagedKvCache cache, Span<int> next) => false;
+    bool TryForwardSampled(ForwardBatch batch, IPagedKvCache cache, ReadOnlySpan<DeviceSampling> sampling, Span<int> next) => false;
 
     /// <summary>Bytes one KV block of <paramref name="blockSize"/> tokens takes in this backend's pool.</summary>
     long KvBlockBytes(int blockSize) => PagedKvCache.BlockBytes(Config.LayerCount, Config.KvDim, blockSize);

@@ -20,6 +20,7 @@ internal sealed class EngineCore : IDisposable
     private readonly OutputProcessor _output;
     private readonly float[] _logits;
     private readonly int[] _next;
+    private readonly DeviceSampling[] _draws;
     private readonly HashSet<RequestState> _live = [];
     private readonly Func<Kiln.Tokenization.StreamingDecoder>? _newDecoder;
     private long _arrivals;
@@ -67,6 +68,7 @@ internal sealed class EngineCore : IDisposable
         _output = new OutputProcessor(_scheduler, _blocks, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
         _logits = new float[(long)options.MaxSequences * config.VocabSize];
         _next = new int[options.MaxSequences];
+        _draws = new DeviceSampling[options.MaxSequences];
     }
 
     public IModelRunner Runner { get; }
@@ -123,14 +125,17 @@ internal sealed class EngineCore : IDisposable
         _live.Remove(state);
     }
 
-    private static bool AllSampleOnDevice(List<Sequence> sequences)
+    /// <summary>Fills the step's device draws; false when a sequence must be sampled on the host.</summary>
+    private bool PrepareDeviceDraws(List<Sequence> sequences)
     {
-        foreach (var sequence in sequences)
+        for (int s = 0; s < sequences.Count; s++)
         {
-            if (!OutputProcessor.CanSampleOnDevice(sequence))
+            if (!OutputProcessor.CanSampleOnDevice(sequences[s]))
             {
                 return false;
             }
+
+            _draws[s] = OutputProcessor.DeviceDraw(sequences[s]);
         }
 
         return true;
@@ -148,7 +153,7 @@ internal sealed class EngineCore : IDisposable
 
         int rows = step.Sequences.Count;
         var logits = _logits.AsSpan(0, rows * _model.Config.VocabSize);
-        bool greedyOnDevice;
+        bool drawnOnDevice;
         try
         {
             foreach (var (source, destination) in step.BlockCopies)
@@ -162,9 +167,9 @@ internal sealed class EngineCore : IDisposable
                 step.Positions.AsSpan(0, step.TokenCount),
                 step.SequenceRows.AsSpan(0, rows),
                 step.QueryLengths.AsSpan(0, rows));
-            // Greedy-only steps on a backend that samples on the device return ids, not [rows x vocab] logits.
-            greedyOnDevice = AllSampleOnDevice(step.Sequences) && Runner.TryForwardGreedy(batch, _cache, _next.AsSpan(0, rows));
-            if (!greedyOnDevice)
+            // On a backend that samples on the device, a step whose draws it can make returns ids, not [rows x vocab] logits.
+            drawnOnDevice = PrepareDeviceDraws(step.Sequences) && Runner.TryForwardSampled(batch, _cache, _draws.AsSpan(0, rows), _next.AsSpan(0, rows));
+            if (!drawnOnDevice)
             {
                 Runner.Forward(batch, _cache, logits);
             }
@@ -201,7 +206,7 @@ internal sealed class EngineCore : IDisposable
             var request = sequence.Request;
             try
             {
-                if (greedyOnDevice)
+                if (drawnOnDevice)
                 {
                     _output.OnToken(sequence, _next[s]);
                 }

@@ -62,7 +62,7 @@ internal sealed class OutputProcessor(
     }
 
     /// <summary>
-    /// The backend already chose the sequence's next token (greedy on the device, see <see cref="CanSampleOnDevice"/>):
+    /// The backend already drew the sequence's next token (on the device, see <see cref="CanSampleOnDevice"/>):
     /// record it and emit it. Its log-probability was not computed (NaN); no such request asked for one.
     /// </summary>
     public void OnToken(Sequence sequence, int tokenId)
@@ -72,13 +72,22 @@ internal sealed class OutputProcessor(
     }
 
     /// <summary>
-    /// Whether the sequence's next token is the plain argmax of the logits, so a backend may pick it without copying
-    /// logits back: greedy, no penalties (they change the logits first), no log-probabilities, a single sample.
+    /// Whether a backend may draw the sequence's next token where the logits are, without copying them back: greedy, or
+    /// temperature with top-k and top-p; no penalties (they change the logits first), no min-p, no log-probabilities,
+    /// a single sample (parallel samples fork from the first logits on the host).
     /// </summary>
     public static bool CanSampleOnDevice(Sequence sequence)
     {
         var p = sequence.Request.Sampling;
-        return p.IsGreedy && p.LogProbs is null && p.N == 1 && p.RepetitionPenalty == 1f && p.PresencePenalty == 0f && p.FrequencyPenalty == 0f;
+        return p.LogProbs is null && p.N == 1 && p.RepetitionPenalty == 1f && p.PresencePenalty == 0f && p.FrequencyPenalty == 0f &&
+            (p.IsGreedy || p.MinP == 0f);
+    }
+
+    /// <summary>The sequence's next draw for a device sampler (<see cref="CanSampleOnDevice"/> holds).</summary>
+    public static DeviceSampling DeviceDraw(Sequence sequence)
+    {
+        var p = sequence.Request.Sampling;
+        return p.IsGreedy ? new DeviceSampling(0f, 0, 1f, 0) : new DeviceSampling(p.Temperature, p.TopK, p.TopP, sequence.Sampling.StepSeed);
     }
 
     private void Emit(Sequence sequence, SampledToken token)

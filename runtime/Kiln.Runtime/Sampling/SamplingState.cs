@@ -11,6 +11,7 @@ public sealed class SamplingState
 {
     private readonly HashSet<int> _promptTokens = [];
     private readonly Dictionary<int, int> _outputCounts = [];
+    private readonly ulong _streamSeed;
     private DeterministicRandom _random;
 
     /// <param name="parameters">The request's parameters; validated here, so a state only exists for valid ones.</param>
@@ -23,13 +24,20 @@ public sealed class SamplingState
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(sampleIndex, parameters.N);
         Seed = parameters.Seed ?? (ulong)Random.Shared.NextInt64();
         SampleIndex = sampleIndex;
-        _random = new DeterministicRandom(StreamSeed(Seed, sampleIndex));
+        _streamSeed = StreamSeed(Seed, sampleIndex);
+        _random = new DeterministicRandom(_streamSeed);
     }
 
     /// <summary>The seed in use: the request's, or the one drawn for it (log it to reproduce an unseeded run).</summary>
     public ulong Seed { get; }
 
     public int SampleIndex { get; }
+
+    /// <summary>
+    /// The seed of this sample's next draw on a device sampler: a function of the seed, the sample and how many
+    /// tokens came before, so the draws of a seeded request repeat without any generator state on the device.
+    /// </summary>
+    public ulong StepSeed => new DeterministicRandom(_streamSeed ^ (0x9E3779B97F4A7C15UL * (ulong)(OutputCount + 1))).NextUInt64();
 
     /// <summary>How many tokens have been recorded as output.</summary>
     public int OutputCount { get; private set; }

@@ -114,49 +114,95 @@ public abstract class ForwardChecks
     {
         TestDevice.Require();
         using var model = TestDevice.RandomModel(Small);
-        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = TestDevice.CacheDirectory });
-        var options = new EngineOptions { MaxBatchedTokens = 64, MaxSequences = 16, KvCacheBytes = 32L << 20, BlockSize = 16 };
         int[] lengths = [5, 70, 12, 33, 1, 48];
         var prompts = lengths.Select((n, i) => Enumerable.Range(0, n).Select(j => ((i * 131) + (j * 17)) % Small.VocabSize).ToArray()).ToArray();
-        var outputs = new List<int>[prompts.Length];
-        using (var engine = new InferenceEngine(model, runner, options))
-        {
-            var tasks = prompts.Select(async (prompt, i) =>
-            {
-                var tokens = new List<int>();
-                var request = new GenerationRequest { PromptTokenIds = prompt, Sampling = SamplingParams.Greedy with { MaxTokens = 10, IgnoreEos = true } };
-                await foreach (var e in engine.Submit(request, TestContext.Current.CancellationToken))
-                {
-                    if (e.TokenId >= 0)
-                    {
-                        tokens.Add(e.TokenId);
-                    }
-                }
-
-                outputs[i] = tokens;
-            });
-            await Task.WhenAll(tasks);
-        }
+        var outputs = await RunEngine(model, prompts, SamplingParams.Greedy with { MaxTokens = 10, IgnoreEos = true });
 
         // Teacher-forced on the CPU: each token the GPU engine chose must be the CPU's argmax up to bf16 noise.
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 128, maxContext: 512);
         for (int i = 0; i < prompts.Length; i++)
         {
             Assert.Equal(10, outputs[i].Count);
-            int[] all = [.. prompts[i], .. outputs[i]];
-            using var cache = cpu.CreateKvCache(8, 16, 1, 8);
-            cache.Bind([0, 1, 2, 3, 4, 5, 6, 7], 8, 1);
-            int vocab = Small.VocabSize;
-            var logits = new float[all.Length * vocab];
-            cpu.Forward(new ForwardBatch(all, [.. Enumerable.Range(0, all.Length)], [0], [all.Length]), (PagedKvCache)cache, logits, allPositions: true);
+            var logits = TeacherForced(cpu, prompts[i], outputs[i]);
             for (int k = 0; k < outputs[i].Count; k++)
             {
-                var row = logits.AsSpan((prompts[i].Length - 1 + k) * vocab, vocab);
+                var row = logits.AsSpan(k * Small.VocabSize, Small.VocabSize);
                 float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
                 float range = max - System.Numerics.Tensors.TensorPrimitives.Min(row);
                 Assert.True(row[outputs[i][k]] >= max - (0.02f * range), $"request {i} token {k}: the GPU chose {outputs[i][k]} (CPU logit {row[outputs[i][k]]}), the CPU's best is {max}");
             }
         }
+    }
+
+    [Fact]
+    public async Task Engine_SampledRequests_DrawOnTheDeviceFromTheCpuTopK_AndASeedRepeats()
+    {
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small);
+        const int TopK = 4;
+        int[] lengths = [9, 30, 3];
+        var prompts = lengths.Select((n, i) => Enumerable.Range(0, n).Select(j => ((i * 71) + (j * 29)) % Small.VocabSize).ToArray()).ToArray();
+        var sampling = new SamplingParams { Temperature = 1f, TopK = TopK, TopP = 0.95f, Seed = 11, MaxTokens = 12, IgnoreEos = true };
+        var outputs = await RunEngine(model, prompts, sampling);
+        // A seed repeats its tokens when the steps repeat: one request alone (batched with others, its logits move
+        // with the batch's composition, through different kernels, as in any server that is not batch-invariant).
+        int[][] alone = [prompts[1]];
+        Assert.Equal((await RunEngine(model, alone, sampling))[0], (await RunEngine(model, alone, sampling))[0]);
+
+        // Every drawn token must be among the CPU's top k (up to bf16 noise), and not every one its argmax.
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 128, maxContext: 512);
+        int belowArgmax = 0;
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(12, outputs[i].Count);
+            var logits = TeacherForced(cpu, prompts[i], outputs[i]);
+            for (int k = 0; k < outputs[i].Count; k++)
+            {
+                var row = logits.AsSpan(k * Small.VocabSize, Small.VocabSize);
+                var sorted = row.ToArray().OrderDescending().ToArray();
+                float range = sorted[0] - sorted[^1];
+                Assert.True(row[outputs[i][k]] >= sorted[TopK - 1] - (0.02f * range), $"request {i} token {k}: {outputs[i][k]} is outside the CPU's top {TopK}");
+                belowArgmax += row[outputs[i][k]] < sorted[0] - (0.02f * range) ? 1 : 0;
+            }
+        }
+
+        Assert.True(belowArgmax > 0, "at temperature 1 over four candidates some draws must not be the argmax");
+    }
+
+    /// <summary>Runs the prompts together through an engine on the CUDA runner; the tokens each one got.</summary>
+    private static async Task<List<int>[]> RunEngine(Runtime.Loading.LoadedModel model, int[][] prompts, SamplingParams sampling)
+    {
+        var runner = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 16, KernelCacheDirectory = TestDevice.CacheDirectory });
+        var options = new EngineOptions { MaxBatchedTokens = 64, MaxSequences = 16, KvCacheBytes = 32L << 20, BlockSize = 16 };
+        var outputs = new List<int>[prompts.Length];
+        using var engine = new InferenceEngine(model, runner, options);
+        var tasks = prompts.Select(async (prompt, i) =>
+        {
+            var tokens = new List<int>();
+            await foreach (var e in engine.Submit(new GenerationRequest { PromptTokenIds = prompt, Sampling = sampling }, TestContext.Current.CancellationToken))
+            {
+                if (e.TokenId >= 0)
+                {
+                    tokens.Add(e.TokenId);
+                }
+            }
+
+            outputs[i] = tokens;
+        });
+        await Task.WhenAll(tasks);
+        return outputs;
+    }
+
+    /// <summary>The CPU's logits before each output token, [outputs x vocab], with the prompt and outputs fed in one pass.</summary>
+    private static float[] TeacherForced(CpuModelRunner cpu, int[] prompt, List<int> output)
+    {
+        int[] all = [.. prompt, .. output];
+        using var cache = cpu.CreateKvCache(8, 16, 1, 8);
+        cache.Bind([0, 1, 2, 3, 4, 5, 6, 7], 8, 1);
+        int vocab = cpu.Config.VocabSize;
+        var logits = new float[all.Length * vocab];
+        cpu.Forward(new ForwardBatch(all, [.. Enumerable.Range(0, all.Length)], [0], [all.Length]), (PagedKvCache)cache, logits, allPositions: true);
+        return logits[((prompt.Length - 1) * vocab)..((all.Length - 1) * vocab)];
     }
 
     [Fact]
