@@ -10,18 +10,27 @@ extern "C" __global__ void rope_write_kv(float* __restrict__ qkv, bf16* __restri
 {
     after_previous_kernel();
     const int half = HEAD_DIM / 2;
+    __shared__ float cos_table[HEAD_DIM / 2];
+    __shared__ float sin_table[HEAD_DIM / 2];
     int t = blockIdx.x;
     int position = positions[t];
+    // Every head rotates by the same angles: each is computed once, in float64 like the CPU backend.
+    for (int i = threadIdx.x; i < half; i += blockDim.x)
+    {
+        double s, c;
+        sincos((double)position * inv_freq[i], &s, &c);
+        cos_table[i] = (float)c;
+        sin_table[i] = (float)s;
+    }
+    __syncthreads();
     float* row = qkv + (usize)t * (q_heads + 2 * kv_heads) * HEAD_DIM;
     int rotated = (q_heads + kv_heads) * half;
     for (int idx = threadIdx.x; idx < rotated; idx += blockDim.x)
     {
         int head = idx / half;
         int i = idx - head * half;
-        double s, c;
-        sincos((double)position * inv_freq[i], &s, &c);
-        float cs = (float)c;
-        float sn = (float)s;
+        float cs = cos_table[i];
+        float sn = sin_table[i];
         float* h = row + head * HEAD_DIM;
         int a = half_split ? i : 2 * i;
         int b = half_split ? i + half : 2 * i + 1;
