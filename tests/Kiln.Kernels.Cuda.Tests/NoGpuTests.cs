@@ -28,7 +28,16 @@ public sealed class NoGpuTests
         Assert.StartsWith("// ---- Kiln.Kernels.common.cuh", source, StringComparison.Ordinal);
         foreach (string name in KernelModule.KernelNames)
         {
-            // Declared directly, or through gemv.cu's GEMV_KERNEL(name, ...) and GEMV_FUSED_KERNEL(name, ...) macros.
+            // Declared directly, or through gemv.cu's GEMV_KERNEL(name, ...), GEMV_FUSED_KERNEL(name, ...) and, for the f16
+            // and Q8 products, GEMV_COMPACT_FORMAT(suffix, ...) macros.
+            if (name.EndsWith("_f16", StringComparison.Ordinal) || name.EndsWith("_q8", StringComparison.Ordinal) || name.Contains("_f16_", StringComparison.Ordinal) || name.Contains("_q8_", StringComparison.Ordinal))
+            {
+                string suffix = name.Contains("q8", StringComparison.Ordinal) ? "q8" : "f16";
+                Assert.Contains($"GEMV_COMPACT_FORMAT({suffix}, ", source, StringComparison.Ordinal);
+                Assert.Contains(name, KernelModule.CompactKernels(suffix));
+                continue;
+            }
+
             Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(|GEMV_(FUSED_)?KERNEL\({name},", source);
         }
     }

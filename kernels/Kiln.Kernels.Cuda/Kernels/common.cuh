@@ -11,6 +11,21 @@ typedef unsigned long long usize; // NVRTC without headers has no size_t
 
 __device__ __forceinline__ float bf16_to_float(bf16 v) { return __uint_as_float(((unsigned int)v) << 16); }
 
+// IEEE half to float, exactly (subnormals included), by bit operations: NVRTC without headers has no __half.
+__device__ __forceinline__ float f16_to_float(unsigned short h)
+{
+    unsigned int sign = ((unsigned int)h & 0x8000u) << 16;
+    unsigned int exponent = ((unsigned int)h >> 10) & 0x1fu;
+    unsigned int mantissa = (unsigned int)h & 0x3ffu;
+    if (exponent == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+    if (exponent == 0u)
+    {
+        float subnormal = (float)mantissa * 5.9604644775390625e-8f; // mantissa * 2^-24
+        return sign ? -subnormal : subnormal;
+    }
+    return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
 // Round to nearest even, as PyTorch and the CPU backend's bf16 conversion do; NaN stays NaN.
 __device__ __forceinline__ bf16 float_to_bf16(float f)
 {

@@ -161,7 +161,16 @@ public sealed unsafe partial class CudaModelRunner
         ulong hidden = KernelModule.Int(c.HiddenSize);
         int qkvRows = c.QueryDim + (2 * c.KvDim);
 
-        Launch("embed_tokens", (uint)tokens, 1, 256, [_x.Pointer, _weights.Embedding.Pointer, ids, hidden]);
+        var table = _weights.Embedding;
+        if (table.Format == WeightFormat.Bf16)
+        {
+            Launch("embed_tokens", (uint)tokens, 1, 256, [_x.Pointer, table.Data.Pointer, ids, hidden]);
+        }
+        else
+        {
+            Launch("embed_tokens_compact", (uint)tokens, 1, 256, [_x.Pointer, table.Data.Pointer, table.ScalesPointer, ids, hidden, IsQ8(table)]);
+        }
+
         bool fused = FusesLayers(tokens);
         for (int layer = 0; layer < c.LayerCount; layer++)
         {
@@ -217,42 +226,83 @@ public sealed unsafe partial class CudaModelRunner
     /// One of gemv.cu's fused products: <paramref name="norm"/> given, x is the float32 residual stream, normalised
     /// inside the product; gemv_add adds into y; gemv_norm_swiglu writes the bf16 activation, one output per gate/up row pair.
     /// </summary>
-    private void FusedLinear(string kernel, DeviceBuffer y, DeviceBuffer weight, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int outputs, int inFeatures, int tokens)
+    private void FusedLinear(string kernel, DeviceBuffer y, DeviceMatrix weight, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int outputs, int inFeatures, int tokens)
     {
         int warps = outputs; // one output a warp: a row, or a gate/up row pair
-        Launch(kernel, (uint)((warps + 7) / 8), 1, 256,
-            [y.Pointer, weight.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float((float)Config.RmsNormEps),
-             KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
-            (kernel == "gemv_norm_swiglu" ? 2 * outputs : outputs, inFeatures));
+        var shape = (kernel == "gemv_norm_swiglu" ? 2 * outputs : outputs, inFeatures);
+        ReadOnlySpan<ulong> arguments =
+        [
+            y.Pointer, weight.Data.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float((float)Config.RmsNormEps),
+            KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer,
+        ];
+        bool compact = weight.Format != WeightFormat.Bf16;
+        Launch(compact ? $"{kernel}_{GemvVariant.Suffix(weight.Format)}" : kernel, (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
     }
 
-    /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the bf16 weight [out x in], transposed, plus bias.</summary>
-    private void Linear(DeviceBuffer y, DeviceBuffer weight, DeviceBuffer x, DeviceBuffer? bias, int outFeatures, int inFeatures, int tokens)
+    /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the weight [out x in], transposed, plus bias.</summary>
+    private void Linear(DeviceBuffer y, DeviceMatrix weight, DeviceBuffer x, DeviceBuffer? bias, int outFeatures, int inFeatures, int tokens)
     {
         ulong biasPointer = bias?.Pointer ?? 0;
         if (tokens <= GemvMaxTokens && inFeatures % 8 == 0)
         {
             var gemv = GemvVariant.For(outFeatures, inFeatures);
-            Launch(gemv.Kernel, gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
-                [y.Pointer, weight.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
-                (outFeatures, inFeatures));
+            if (weight.Format == WeightFormat.Bf16)
+            {
+                Launch(gemv.Kernel, gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
+                    [y.Pointer, weight.Data.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
+                    (outFeatures, inFeatures));
+            }
+            else
+            {
+                Launch(gemv.CompactKernel(weight.Format), gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
+                    [y.Pointer, weight.Data.Pointer, x.Pointer, biasPointer, 0, 0, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer],
+                    (outFeatures, inFeatures));
+            }
+
             return;
         }
 
-        // Row-major W [out x in] is column-major W^T, so y^T = op(W^T)^T x^T is GemmEx(T, N) with m = out, n = tokens.
-        float alpha = 1f;
-        float beta = 0f;
-        Profiler?.Begin(_stream);
-        CuBlas.Check(CuBlas.cublasGemmEx(
-            _blas, CuBlas.OpT, CuBlas.OpN, outFeatures, tokens, inFeatures, &alpha,
-            weight.Pointer, CuBlas.DataBF16, inFeatures, x.Pointer, CuBlas.DataBF16, inFeatures, &beta,
-            y.Pointer, CuBlas.DataF32, outFeatures, CuBlas.Compute32F, CuBlas.GemmDefault));
-        Profiler?.End($"cublasGemmEx {outFeatures}x{inFeatures}", _stream);
+        if (weight.Format == WeightFormat.Bf16)
+        {
+            Gemm(y.Pointer, weight.Data.Pointer, x, outFeatures, outFeatures, inFeatures, tokens);
+        }
+        else
+        {
+            // An f16 or Q8 matrix is expanded to bf16 a slice of rows at a time; each slice's product fills its rows of y.
+            int sliceRows = (int)Math.Clamp(_options.CompactExpandElements / inFeatures, 1, outFeatures);
+            for (int first = 0; first < outFeatures; first += sliceRows)
+            {
+                int count = Math.Min(sliceRows, outFeatures - first);
+                long elements = (long)count * inFeatures;
+                Launch("expand_to_bf16", Grid(elements), 1, 256,
+                    [_expanded!.Pointer, weight.Data.Pointer, weight.ScalesPointer, (ulong)((long)first * inFeatures), (ulong)elements, IsQ8(weight)]);
+                Gemm(y.Pointer + ((ulong)first * sizeof(float)), _expanded.Pointer, x, count, outFeatures, inFeatures, tokens);
+            }
+        }
+
         if (bias is not null)
         {
             Launch("add_bias", Grid((long)tokens * outFeatures), 1, 256, [y.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(tokens)]);
         }
     }
+
+    /// <summary>
+    /// y [tokens x stride] float32, rows [0, rows) of each token = x [tokens x in] bf16 times the bf16 weight [rows x in],
+    /// transposed. Row-major W is column-major W^T, so y^T = op(W^T)^T x^T is GemmEx(T, N) with m = rows, n = tokens.
+    /// </summary>
+    private void Gemm(ulong y, ulong weight, DeviceBuffer x, int rows, int stride, int inFeatures, int tokens)
+    {
+        float alpha = 1f;
+        float beta = 0f;
+        Profiler?.Begin(_stream);
+        CuBlas.Check(CuBlas.cublasGemmEx(
+            _blas, CuBlas.OpT, CuBlas.OpN, rows, tokens, inFeatures, &alpha,
+            weight, CuBlas.DataBF16, inFeatures, x.Pointer, CuBlas.DataBF16, inFeatures, &beta,
+            y, CuBlas.DataF32, stride, CuBlas.Compute32F, CuBlas.GemmDefault));
+        Profiler?.End($"cublasGemmEx {rows}x{inFeatures}", _stream);
+    }
+
+    private static ulong IsQ8(DeviceMatrix matrix) => matrix.Format == WeightFormat.Q8 ? 1UL : 0UL;
 
     /// <summary>The row-parallel products leave partial sums on each rank; NCCL adds them up.</summary>
     private void AllReduce(DeviceBuffer buffer, long count) => _communicator?.AllReduceSum(buffer.Pointer, count, _stream);

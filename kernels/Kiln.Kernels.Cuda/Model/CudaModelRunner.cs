@@ -22,6 +22,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     private readonly nint _stream;
     private readonly nint _blas;
     private readonly DeviceBuffer _workspace;
+    private readonly DeviceBuffer? _expanded;
     private readonly KernelModule _kernels;
     private readonly CudaWeights _weights;
     private readonly NcclCommunicator? _communicator;
@@ -76,6 +77,8 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _kernels = new KernelModule(_device, config.HeadDim, options.KernelCacheDirectory, KernelModule.AttentionGroup(config.HeadCount, config.KvHeadCount, config.HeadDim));
         _weights = weights(_kernels, _stream);
         _kernels.ProgrammaticLaunch = options.ProgrammaticLaunch && _device.ComputeCapability >= 90;
+        long largestCompact = _weights.CompactMatrices().Select(m => (long)m.Rows * m.Columns).DefaultIfEmpty(0).Max();
+        _expanded = largestCompact > 0 ? new DeviceBuffer(Math.Min(largestCompact, options.CompactExpandElements) * sizeof(ushort)) : null;
 
         int t = MaxBatchTokens;
         int rows = options.MaxLogitRows;
@@ -208,6 +211,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         }
 
         _hostStep.Dispose();
+        _expanded?.Dispose();
         _sampler.Dispose();
         _weights.Dispose();
         _kernels.Dispose();

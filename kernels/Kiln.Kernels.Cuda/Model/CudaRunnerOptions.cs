@@ -31,6 +31,12 @@ public sealed record CudaRunnerOptions
     /// </summary>
     public bool FusedSmallBatch { get; init; } = true;
 
+    /// <summary>
+    /// bf16 elements of the scratch that f16 and Q8 matrices are expanded into, a slice of rows at a time, for the
+    /// cuBLAS products of steps over 8 tokens (32 MB by default).
+    /// </summary>
+    public long CompactExpandElements { get; init; } = 16L << 20;
+
     /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
     public string? KernelCacheDirectory { get; init; }
 }

@@ -21,6 +21,18 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
 
     public int RowsPerBlock => Threads / 32 * RowsPerWarp;
 
+    /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_q8, ...</summary>
+    public static string Suffix(WeightFormat format) => format == WeightFormat.Q8 ? "q8" : "f16";
+
+    /// <summary>This variant's kernel over f16 or Q8 weights (one, two and four rows a warp are built for them).</summary>
+    public string CompactKernel(WeightFormat format) => (Threads, RowsPerWarp, Kernel) switch
+    {
+        (256, 1, "gemv_bf16") => $"gemv_{Suffix(format)}",
+        (256, 2, _) => $"gemv_{Suffix(format)}_r2",
+        (256, 4, _) => $"gemv_{Suffix(format)}_r4",
+        _ => throw new NotSupportedException($"{Kernel} has no f16 or Q8 form"),
+    };
+
     public uint Blocks(int rows) => (uint)((rows + RowsPerBlock - 1) / RowsPerBlock);
 
     /// <summary>

@@ -1,28 +1,31 @@
 using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Model;
 
 namespace Kiln.Kernels.Cuda.Tests;
 
 /// <summary>
-/// The fused decode-layer products of gemv.cu against float64: RMSNorm inside the product (gemv_norm), the residual
-/// add inside it (gemv_add), and RMSNorm plus SwiGLU around the gate/up product (gemv_norm_swiglu).
+/// The fused decode-layer products of gemv.cu against float64, over bf16, f16 and Q8 weights: RMSNorm inside the
+/// product (gemv_norm), the residual add inside it (gemv_add), and RMSNorm plus SwiGLU around the gate/up product
+/// (gemv_norm_swiglu); and the plain f16 and Q8 products with one, two and four rows a warp.
 /// </summary>
 public abstract class FusedGemvChecks
 {
-    private const int Rows = 301, Columns = 2056; // a partial block and warp; columns a multiple of 8, not of 256
+    private const int Rows = 301, Columns = 2080; // a partial block and warp; columns a multiple of 32, not of 256
     private const float Eps = 1e-5f;
 
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(4, true)]
-    [InlineData(8, false)]
-    public void NormedProduct_IsTheProductOfTheRmsNormedStream(int tokens, bool withBias)
+    [InlineData(1, false, WeightFormat.Bf16)]
+    [InlineData(4, true, WeightFormat.Bf16)]
+    [InlineData(8, false, WeightFormat.Q8)]
+    [InlineData(3, true, WeightFormat.F16)]
+    public void NormedProduct_IsTheProductOfTheRmsNormedStream(int tokens, bool withBias, WeightFormat format)
     {
         TestDevice.Require();
         var weights = TestDevice.Random(Rows * Columns, 21);
         var x = TestDevice.Random(tokens * Columns, 22, 3f);
         var norm = TestDevice.Random(Columns, 23);
         var bias = TestDevice.Random(Rows, 24);
-        using var w = TestDevice.Bf16(weights);
+        using var w = CompactWeights.Upload(format, weights, Columns);
         using var xBuffer = TestDevice.Floats(x);
         using var normBuffer = TestDevice.Floats(norm);
         using var biasBuffer = TestDevice.Floats(bias);
@@ -43,17 +46,19 @@ public abstract class FusedGemvChecks
     }
 
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(3, true)]
-    [InlineData(8, false)]
-    public void AddingProduct_AddsIntoTheResidualStream(int tokens, bool withBias)
+    [InlineData(1, false, WeightFormat.Bf16)]
+    [InlineData(3, true, WeightFormat.Bf16)]
+    [InlineData(8, false, WeightFormat.Bf16)]
+    [InlineData(2, true, WeightFormat.Q8)]
+    [InlineData(5, false, WeightFormat.F16)]
+    public void AddingProduct_AddsIntoTheResidualStream(int tokens, bool withBias, WeightFormat format)
     {
         TestDevice.Require();
         var weights = TestDevice.Random(Rows * Columns, 25);
         var x = TestDevice.Random(tokens * Columns, 26);
         var residual = TestDevice.Random(tokens * Rows, 27, 4f);
         var bias = TestDevice.Random(Rows, 28);
-        using var w = TestDevice.Bf16(weights);
+        using var w = CompactWeights.Upload(format, weights, Columns);
         using var xBuffer = TestDevice.Bf16(x);
         using var biasBuffer = TestDevice.Floats(bias);
         using var y = TestDevice.Floats(residual);
@@ -74,15 +79,17 @@ public abstract class FusedGemvChecks
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(6)]
-    public void NormedSwiGluProduct_IsSiluOfGateTimesUp(int tokens)
+    [InlineData(1, WeightFormat.Bf16)]
+    [InlineData(6, WeightFormat.Bf16)]
+    [InlineData(2, WeightFormat.Q8)]
+    [InlineData(1, WeightFormat.F16)]
+    public void NormedSwiGluProduct_IsSiluOfGateTimesUp(int tokens, WeightFormat format)
     {
         TestDevice.Require();
         var weights = TestDevice.Random(2 * Rows * Columns, 29); // gate rows, then up rows: the fused gate/up weight
         var x = TestDevice.Random(tokens * Columns, 30, 3f);
         var norm = TestDevice.Random(Columns, 31);
-        using var w = TestDevice.Bf16(weights);
+        using var w = CompactWeights.Upload(format, weights, Columns);
         using var xBuffer = TestDevice.Floats(x);
         using var normBuffer = TestDevice.Floats(norm);
         using var output = TestDevice.Poisoned((long)tokens * Rows * 2);
@@ -103,10 +110,78 @@ public abstract class FusedGemvChecks
         Assert.InRange(TestDevice.RelativeError(TestDevice.ReadBf16(output, expected.Length), expected), 0, 1e-2);
     }
 
-    private static void Launch(string kernel, int outputs, DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int tokens) =>
-        TestDevice.Kernels.Launch(kernel, ((uint)((outputs + 7) / 8), 1), 256, TestDevice.Stream,
-            [y.Pointer, w.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float(Eps),
-             KernelModule.Int(outputs), KernelModule.Int(Columns), KernelModule.Int(tokens)]);
+    [Theory]
+    [InlineData(1, WeightFormat.Q8, 1)]
+    [InlineData(5, WeightFormat.Q8, 2)]
+    [InlineData(8, WeightFormat.Q8, 4)]
+    [InlineData(2, WeightFormat.F16, 1)]
+    [InlineData(7, WeightFormat.F16, 2)]
+    [InlineData(3, WeightFormat.F16, 4)]
+    public void CompactProduct_MatchesFloat64(int tokens, WeightFormat format, int rowsPerWarp)
+    {
+        TestDevice.Require();
+        var weights = TestDevice.Random(Rows * Columns, 32);
+        var x = TestDevice.Random(tokens * Columns, 33);
+        var bias = TestDevice.Random(Rows, 34);
+        using var w = CompactWeights.Upload(format, weights, Columns);
+        using var xBuffer = TestDevice.Bf16(x);
+        using var biasBuffer = TestDevice.Floats(bias);
+        using var y = TestDevice.Poisoned((long)tokens * Rows * 4);
+        var variant = GemvVariant.For(rowsPerWarp switch { 4 => 65536, 2 => 8192, _ => 1 }, Columns);
+        Assert.Equal(rowsPerWarp, variant.RowsPerWarp);
+        TestDevice.Kernels.Launch(variant.CompactKernel(format), (variant.Blocks(Rows), 1), (uint)variant.Threads, TestDevice.Stream,
+            [y.Pointer, w.Data.Pointer, xBuffer.Pointer, biasBuffer.Pointer, 0, 0, KernelModule.Int(Rows), KernelModule.Int(Columns), KernelModule.Int(tokens), w.ScalesPointer]);
+
+        var expected = new double[tokens * Rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            var input = x.AsSpan(t * Columns, Columns).ToArray().Select(v => (double)v).ToArray();
+            for (int r = 0; r < Rows; r++)
+            {
+                expected[(t * Rows) + r] = Dot(weights.AsSpan(r * Columns, Columns), input) + bias[r];
+            }
+        }
+
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(y, expected.Length), expected), 0, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(WeightFormat.Q8)]
+    [InlineData(WeightFormat.F16)]
+    public void Expansion_AndEmbedding_ReadCompactRowsExactly(WeightFormat format)
+    {
+        TestDevice.Require();
+        const int TableRows = 40;
+        var table = TestDevice.Random(TableRows * Columns, 35, 2f);
+        using var w = CompactWeights.Upload(format, table, Columns);
+
+        // Rows 7..18 expanded to bf16, as the cuBLAS path does a slice at a time.
+        long first = 7L * Columns, count = 12L * Columns;
+        using var expanded = TestDevice.Poisoned(count * 2);
+        TestDevice.Kernels.Launch("expand_to_bf16", (64, 1), 256, TestDevice.Stream,
+            [expanded.Pointer, w.Data.Pointer, w.ScalesPointer, (ulong)first, (ulong)count, format == WeightFormat.Q8 ? 1UL : 0UL]);
+        var expectedRows = table.AsSpan((int)first, (int)count).ToArray().Select(v => (double)Bf16(v)).ToArray();
+        Assert.Equal(0, TestDevice.RelativeError(TestDevice.ReadBf16(expanded, (int)count), expectedRows));
+
+        int[] ids = [3, 39, 0, 3];
+        using var idBuffer = TestDevice.Ints(ids);
+        using var x = TestDevice.Poisoned((long)ids.Length * Columns * 4);
+        TestDevice.Kernels.Launch("embed_tokens_compact", ((uint)ids.Length, 1), 256, TestDevice.Stream,
+            [x.Pointer, w.Data.Pointer, w.ScalesPointer, idBuffer.Pointer, KernelModule.Int(Columns), format == WeightFormat.Q8 ? 1UL : 0UL]);
+        var expectedEmbedding = ids.SelectMany(id => table.AsSpan(id * Columns, Columns).ToArray()).ToArray();
+        Assert.Equal(0, TestDevice.RelativeError(TestDevice.ReadFloats(x, expectedEmbedding.Length), expectedEmbedding));
+    }
+
+    private static float Bf16(float value) => BitConverter.UInt32BitsToSingle((uint)Runtime.Formats.Gguf.GgufWriter.ToBFloat16(value) << 16);
+
+    private static void Launch(string kernel, int outputs, DeviceBuffer y, CompactWeights w, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int tokens)
+    {
+        bool compact = w.Format != WeightFormat.Bf16;
+        TestDevice.Kernels.Launch(compact ? $"{kernel}_{GemvVariant.Suffix(w.Format)}" : kernel, ((uint)((outputs + 7) / 8), 1), 256, TestDevice.Stream,
+            compact
+                ? [y.Pointer, w.Data.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float(Eps), KernelModule.Int(outputs), KernelModule.Int(Columns), KernelModule.Int(tokens), w.ScalesPointer]
+                : [y.Pointer, w.Data.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float(Eps), KernelModule.Int(outputs), KernelModule.Int(Columns), KernelModule.Int(tokens)]);
+    }
 
     /// <summary>x / rms(x) * g in float64, as the CPU backend's RMSNorm defines it (without its bf16 rounding).</summary>
     private static double[] Normalize(ReadOnlySpan<float> x, float[] g)

@@ -122,11 +122,14 @@ internal static unsafe class TestDevice
         return values;
     }
 
-    /// <summary>A random Llama with bf16 weights, so the CPU reference and the GPU multiply the very same numbers.</summary>
-    public static LoadedModel RandomModel(RandomLlamaOptions options)
+    /// <summary>
+    /// A random Llama with bf16 weights (or <paramref name="weights"/>: F16 and Q8_0 stay so on the device), so the CPU
+    /// reference and the GPU multiply the very same numbers.
+    /// </summary>
+    public static LoadedModel RandomModel(RandomLlamaOptions options, GgmlType weights = GgmlType.BF16)
     {
         string directory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-models");
-        string path = RandomLlamaGguf.WriteCached(directory, options with { WeightType = GgmlType.BF16 });
+        string path = RandomLlamaGguf.WriteCached(directory, options with { WeightType = weights });
         return ModelLoader.Load(path);
     }
 
