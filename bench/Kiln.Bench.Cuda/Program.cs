@@ -8,8 +8,12 @@ using Kiln.Runtime.Models;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
-// Usage: Kiln.Bench.Cuda [--json PATH] [--prefill 512] [--prompt 128] [--new-tokens 128] [--batches 1,32,128] [--layers 16] [--profile] [--gemv-sweep] [--compare-pdl] [--compare-fused] [--no-engine]
-var settings = Settings.Parse(args);
+// Options: Kiln.Bench.Cuda --help (Settings.cs).
+if (Settings.Parse(args, out int exitCode) is not { } settings)
+{
+    return exitCode;
+}
+
 if (CudaDevice.UnavailableReason() is { } missing)
 {
     Console.Error.WriteLine($"no GPU: {missing}");
@@ -32,7 +36,7 @@ var config = new ModelConfig
     TiedEmbeddings = true,
 };
 int maxBatch = settings.Batches.Max();
-using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1);
+using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1, settings.Weights);
 Console.WriteLine($"device: {runner.Gpu}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
 using (var again = new KernelModule(runner.Gpu, config.HeadDim, null, runner.Kernels.GqaGroup))
 {
@@ -56,7 +60,7 @@ for (int i = 0; i < tables.Length; i++)
     tables[i] = i; // sequence s owns blocks s * blocksPerSequence ...
 }
 
-var results = new Dictionary<string, object> { ["device"] = runner.Gpu.Name, ["layers"] = config.LayerCount };
+var results = new Dictionary<string, object> { ["device"] = runner.Gpu.Name, ["layers"] = config.LayerCount, ["weights"] = settings.Weights.ToString().ToLowerInvariant() };
 var random = new Random(3);
 
 // Prefill: one sequence of settings.Prefill tokens, one step.
@@ -201,25 +205,4 @@ static double Median(IEnumerable<double> values)
 {
     var sorted = values.Order().ToArray();
     return sorted[sorted.Length / 2];
-}
-
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool CompareFused, bool Engine)
-{
-    public static Settings Parse(string[] args)
-    {
-        string? Value(string name) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-        int Int(string name, int fallback) => Value(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        return new Settings(
-            Value("--json"),
-            Int("--prefill", 512),
-            Int("--prompt", 128),
-            Int("--new-tokens", 128),
-            (Value("--batches") ?? "1,32,128").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
-            Int("--layers", 16),
-            args.Contains("--profile"),
-            args.Contains("--gemv-sweep"),
-            args.Contains("--compare-pdl"),
-            args.Contains("--compare-fused"),
-            !args.Contains("--no-engine"));
-    }
 }

@@ -1,4 +1,6 @@
-using System.Globalization;
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using Kiln.Bench.Common;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Synthetic;
 
@@ -7,13 +9,6 @@ namespace Kiln.Bench;
 /// <summary>Command-line options of <c>kiln-bench cpu</c>.</summary>
 internal sealed record BenchOptions
 {
-    public const string Usage =
-        "usage: Kiln.Bench cpu [--vocab 32000] [--hidden 768] [--intermediate 2048] [--layers 12] [--heads 12] [--kv-heads 12]\n" +
-        "                      [--type f32|f16|bf16|q8_0] [--tied] [--seed 1] [--prompt 128] [--decode 64] [--threads N]\n" +
-        "                      [--runs 3] [--engines kiln,llama.cpp] [--model path.gguf]\n" +
-        "Generates (once, cached in bench/results/models) a random-weight Llama GGUF and measures one sequence's prefill and\n" +
-        "greedy decode speed in Kiln's CPU runner and in llama.cpp (LLamaSharp), same weights and thread count.";
-
     public RandomLlamaOptions Model { get; init; } = new()
     {
         VocabSize = 32000,
@@ -41,51 +36,85 @@ internal sealed record BenchOptions
 
     public IReadOnlyList<string> Engines { get; init; } = ["kiln", "llama.cpp"];
 
-    public static BenchOptions Parse(IReadOnlyList<string> args)
+    /// <summary>The <c>cpu</c> command: its options, read into a <see cref="BenchOptions"/> that <paramref name="run"/> is given.</summary>
+    public static Command CreateCommand(Func<BenchOptions, int> run)
     {
-        var options = new BenchOptions();
-        var model = options.Model;
-        for (int i = 0; i < args.Count; i++)
+        var defaults = new BenchOptions();
+        var m = defaults.Model;
+        var vocab = BenchCommandLine.Int("--vocab", "Vocabulary size of the generated model.", m.VocabSize);
+        var hidden = BenchCommandLine.Int("--hidden", "Hidden size.", m.Hidden);
+        var intermediate = BenchCommandLine.Int("--intermediate", "Feed-forward (intermediate) size.", m.Intermediate);
+        var layers = BenchCommandLine.Int("--layers", "Transformer layers.", m.Layers);
+        var heads = BenchCommandLine.Int("--heads", "Attention heads.", m.Heads);
+        var kvHeads = BenchCommandLine.Int("--kv-heads", "Key/value heads.", m.KvHeads);
+        var type = new Option<GgmlType>("--type")
         {
-            string arg = args[i];
-            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{arg} needs a value");
-            int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            switch (arg)
+            Description = "Storage of the weight matrices.",
+            HelpName = "f32|f16|bf16|q8_0",
+            DefaultValueFactory = _ => m.WeightType,
+            CustomParser = ParseType,
+        };
+        var tied = new Option<bool>("--tied") { Description = "Tie the classifier to the token embeddings." };
+        var seed = BenchCommandLine.Int("--seed", "Seed of the random weights.", (int)m.Seed);
+        var model = new Option<string?>("--model") { Description = "An existing GGUF file to use instead of a generated one.", HelpName = "path.gguf" };
+        var prompt = BenchCommandLine.Int("--prompt", "Prompt tokens (one prefill step).", defaults.Prompt, minimum: 1);
+        var decode = BenchCommandLine.Int("--decode", "Greedy decode steps after the prompt.", defaults.Decode, minimum: 1);
+        var threads = BenchCommandLine.Int("--threads", "CPU threads, the same for every engine.", defaults.Threads, minimum: 1);
+        var runs = BenchCommandLine.Int("--runs", "Measured runs after the warm-up; the table shows the median.", defaults.Runs, minimum: 1);
+        var engines = new Option<string>("--engines")
+        {
+            Description = "Engines to measure, comma-separated: kiln, llama.cpp.",
+            DefaultValueFactory = _ => string.Join(',', defaults.Engines),
+        };
+        var command = new Command("cpu",
+            "Generates (once, cached in bench/results/models) a random-weight Llama GGUF and measures one sequence's prefill and " +
+            "greedy decode speed in Kiln's CPU runner and in llama.cpp (LLamaSharp), same weights and thread count.")
+        {
+            vocab, hidden, intermediate, layers, heads, kvHeads, type, tied, seed, model, prompt, decode, threads, runs, engines,
+        };
+        command.SetAction(result =>
+        {
+            var options = new BenchOptions
             {
-                case "--vocab": model = model with { VocabSize = Int() }; break;
-                case "--hidden": model = model with { Hidden = Int() }; break;
-                case "--intermediate": model = model with { Intermediate = Int() }; break;
-                case "--layers": model = model with { Layers = Int() }; break;
-                case "--heads": model = model with { Heads = Int() }; break;
-                case "--kv-heads": model = model with { KvHeads = Int() }; break;
-                case "--seed": model = model with { Seed = (ulong)Int() }; break;
-                case "--tied": model = model with { TiedEmbeddings = true }; break;
-                case "--type": model = model with { WeightType = ParseType(Next()) }; break;
-                case "--model": options = options with { ModelPath = Next() }; break;
-                case "--prompt": options = options with { Prompt = Int() }; break;
-                case "--decode": options = options with { Decode = Int() }; break;
-                case "--threads": options = options with { Threads = Int() }; break;
-                case "--runs": options = options with { Runs = Int() }; break;
-                case "--engines": options = options with { Engines = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
-                default: throw new ArgumentException($"unknown option '{arg}'");
-            }
-        }
-
-        if (options.Prompt < 1 || options.Decode < 1 || options.Threads < 1 || options.Runs < 1)
-        {
-            throw new ArgumentException("--prompt, --decode, --threads and --runs must be at least 1");
-        }
-
-        int context = Math.Max(model.ContextLength, options.Prompt + options.Decode);
-        return options with { Model = model with { ContextLength = context } };
+                ModelPath = result.GetValue(model),
+                Prompt = result.GetValue(prompt),
+                Decode = result.GetValue(decode),
+                Threads = result.GetValue(threads),
+                Runs = result.GetValue(runs),
+                Engines = result.GetValue(engines)!.Split(',', StringSplitOptions.RemoveEmptyEntries),
+            };
+            return run(options with
+            {
+                Model = m with
+                {
+                    VocabSize = result.GetValue(vocab),
+                    Hidden = result.GetValue(hidden),
+                    Intermediate = result.GetValue(intermediate),
+                    Layers = result.GetValue(layers),
+                    Heads = result.GetValue(heads),
+                    KvHeads = result.GetValue(kvHeads),
+                    Seed = (ulong)result.GetValue(seed),
+                    TiedEmbeddings = result.GetValue(tied),
+                    WeightType = result.GetValue(type),
+                    ContextLength = Math.Max(m.ContextLength, options.Prompt + options.Decode),
+                },
+            });
+        });
+        return command;
     }
 
-    private static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
+    private static GgmlType ParseType(ArgumentResult result)
     {
-        "F32" => GgmlType.F32,
-        "F16" => GgmlType.F16,
-        "BF16" => GgmlType.BF16,
-        "Q8_0" or "Q8" => GgmlType.Q8_0,
-        _ => throw new ArgumentException($"unknown weight type '{s}' (f32, f16, bf16, q8_0)"),
-    };
+        string s = result.Tokens[0].Value;
+        switch (s.ToUpperInvariant())
+        {
+            case "F32": return GgmlType.F32;
+            case "F16": return GgmlType.F16;
+            case "BF16": return GgmlType.BF16;
+            case "Q8_0" or "Q8": return GgmlType.Q8_0;
+            default:
+                result.AddError($"unknown weight type '{s}' (f32, f16, bf16, q8_0)");
+                return default;
+        }
+    }
 }

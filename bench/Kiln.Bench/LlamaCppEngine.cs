@@ -1,45 +1,23 @@
+using Kiln.Bench.Common;
 using Kiln.Runtime.Sampling;
 using LLama;
-using LLama.Common;
 using LLama.Native;
 
 namespace Kiln.Bench;
 
 /// <summary>
-/// llama.cpp through LLamaSharp's CPU backend. Same float32 KV cache as Kiln and no flash attention, so both engines do
-/// the same arithmetic; the batch is the whole prompt, so prefill is one llama_decode call.
+/// llama.cpp through LLamaSharp's CPU backend, set up by <see cref="LlamaCppSetup"/> (the tests' reference uses the
+/// same): same float32 KV cache as Kiln and no flash attention, so both engines do the same arithmetic; the batch is the
+/// whole prompt, so prefill is one llama_decode call.
 /// </summary>
 internal sealed class LlamaCppEngine : IBenchEngine
 {
-    private static readonly NativeLogConfig.LLamaLogCallback Discard = static (_, _) => { };
     private readonly LLamaWeights _weights;
     private readonly LLamaContext _context;
     private readonly LLamaBatch _batch = new();
 
-    public LlamaCppEngine(string path, int threads, int maxBatch, int maxContext)
-    {
-        if (!NativeLibraryConfig.LLama.LibraryHasLoaded)
-        {
-            NativeLibraryConfig.All.WithLogCallback(Discard);
-        }
-
-        NativeLogConfig.llama_log_set(Discard);
-        var parameters = new ModelParams(path)
-        {
-            ContextSize = (uint)maxContext,
-            BatchSize = (uint)maxBatch,
-            UBatchSize = (uint)maxBatch,
-            SeqMax = 1,
-            Threads = threads,
-            BatchThreads = threads,
-            GpuLayerCount = 0,
-            FlashAttention = false,
-            TypeK = GGMLType.GGML_TYPE_F32,
-            TypeV = GGMLType.GGML_TYPE_F32,
-        };
-        _weights = LLamaWeights.LoadFromFile(parameters);
-        _context = _weights.CreateContext(parameters);
-    }
+    public LlamaCppEngine(string path, int threads, int maxBatch, int maxContext) =>
+        (_weights, _context) = LlamaCppSetup.Load(LlamaCppSetup.Parameters(path, maxContext, maxBatch, threads));
 
     public string Name => "llama.cpp";
 
@@ -70,9 +48,7 @@ internal sealed class LlamaCppEngine : IBenchEngine
 
     private int Run()
     {
-        var result = _context.NativeHandle.Decode(_batch);
-        return result == DecodeResult.Ok
-            ? Sampler.ArgMax(_context.NativeHandle.GetLogitsIth(_batch.TokenCount - 1))
-            : throw new InvalidOperationException($"llama_decode failed: {result}");
+        LlamaCppSetup.Decode(_context, _batch);
+        return Sampler.ArgMax(_context.NativeHandle.GetLogitsIth(_batch.TokenCount - 1));
     }
 }

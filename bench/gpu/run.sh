@@ -18,8 +18,13 @@ echo "== CUDA tests"
 }
 echo "== Kiln benchmark"
 "$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused} 2>&1 | tee "$out/kiln.log"
+[ -n "${SKIP_Q8:-}" ] || {
+echo "== Kiln benchmark, Q8 weights"
+"$bin/Kiln.Bench.Cuda" --json "$out/kiln-q8.json" --weights q8 --no-engine 2>&1 | tee "$out/kiln-q8.log"
+}
 [ -n "${SKIP_HF:-}" ] && exit 0
 echo "== transformers baseline"
 timeout 300 python3 bench/gpu/transformers_baseline.py --json "$out/hf.json" 2>&1 | tee "$out/hf.log" | grep -v Warning
 echo "== table"
 python3 bench/gpu/table.py "$out/kiln.json" "$out/hf.json" | tee "$out/table.md"
+[ -f "$out/kiln-q8.json" ] && python3 bench/gpu/table.py "$out/kiln-q8.json" "$out/hf.json" | tee -a "$out/table.md"

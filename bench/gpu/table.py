@@ -12,7 +12,7 @@ rows = [("prefill 512 tokens", kiln["prefill_tok_s"], hf.get("prefill_tok_s", fl
 for batch, value in kiln["decode"].items():
     rows.append((f"decode batch {batch}", value, hf["decode"].get(batch, float("nan")), kiln["decode_step_ms"][batch]))
 
-print(f"device: {kiln['device']}; 1.24B Llama, random bf16 weights; tokens/s")
+print(f"device: {kiln['device']}; 1.24B Llama, random {kiln.get('weights', 'bf16')} weights; tokens/s")
 print("| measure | Kiln tok/s | transformers tok/s | Kiln / transformers | Kiln ms a step |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for name, k, h, ms in rows:

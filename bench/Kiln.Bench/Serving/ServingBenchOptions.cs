@@ -1,4 +1,5 @@
-using System.Globalization;
+using System.CommandLine;
+using Kiln.Bench.Common;
 using Kiln.Runtime.Synthetic;
 
 namespace Kiln.Bench.Serving;
@@ -6,14 +7,6 @@ namespace Kiln.Bench.Serving;
 /// <summary>Options of <c>Kiln.Bench engine</c>: the generated model, the trace replay and the concurrency sweep.</summary>
 internal sealed record ServingBenchOptions
 {
-    public const string Usage =
-        "usage: Kiln.Bench engine [--trace PATH] [--requests 240] [--time-scale 0.5] [--context-scale 0.125] [--max-context 384]\n" +
-        "                         [--output-scale 0.25] [--max-output 48] [--concurrency 1,4,16,64] [--sweep-output 32]\n" +
-        "                         [--kv-mb 256] [--batch-tokens 256] [--max-seqs 64] [--threads N]\n" +
-        "Replays the first REQUESTS rows of an Azure LLM inference trace against the engine (arrival gaps multiplied by\n" +
-        "TIME-SCALE, token counts scaled and capped to fit a small CPU), then measures aggregate decode throughput at each\n" +
-        "concurrency. The model is a generated random-weight Llama (cached in bench/results/models).";
-
     public RandomLlamaOptions Model { get; init; } = new()
     {
         VocabSize = 8192,
@@ -55,34 +48,50 @@ internal sealed record ServingBenchOptions
 
     public int Threads { get; init; } = Environment.ProcessorCount;
 
-    public static ServingBenchOptions Parse(IReadOnlyList<string> args)
+    /// <summary>The <c>engine</c> command: its options, read into a <see cref="ServingBenchOptions"/> that <paramref name="run"/> is given.</summary>
+    public static Command CreateCommand(Func<ServingBenchOptions, Task<int>> run)
     {
-        var o = new ServingBenchOptions();
-        for (int i = 0; i < args.Count; i++)
+        var d = new ServingBenchOptions();
+        var trace = new Option<string?>("--trace")
         {
-            string arg = args[i];
-            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{arg} needs a value");
-            int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            double Double() => double.Parse(Next(), CultureInfo.InvariantCulture);
-            o = arg switch
-            {
-                "--trace" => o with { TracePath = Next() },
-                "--requests" => o with { Requests = Int() },
-                "--time-scale" => o with { TimeScale = Double() },
-                "--context-scale" => o with { ContextScale = Double() },
-                "--max-context" => o with { MaxContext = Int() },
-                "--output-scale" => o with { OutputScale = Double() },
-                "--max-output" => o with { MaxOutput = Int() },
-                "--concurrency" => o with { Concurrency = [.. Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
-                "--sweep-output" => o with { SweepOutput = Int() },
-                "--kv-mb" => o with { KvMegabytes = Int() },
-                "--batch-tokens" => o with { BatchTokens = Int() },
-                "--max-seqs" => o with { MaxSequences = Int() },
-                "--threads" => o with { Threads = Int() },
-                _ => throw new ArgumentException($"unknown option '{arg}'"),
-            };
-        }
-
-        return o;
+            Description = "An Azure LLM inference trace (CSV). Omitted: ../shared/traces/AzureLLMInferenceTrace_conv.csv.",
+            HelpName = "PATH",
+        };
+        var requests = BenchCommandLine.Int("--requests", "Rows of the trace to replay, from the first.", d.Requests);
+        var timeScale = BenchCommandLine.Double("--time-scale", "Multiplies the trace's gaps between arrivals (below 1 compresses time).", d.TimeScale);
+        var contextScale = BenchCommandLine.Double("--context-scale", "Multiplies the trace's prompt tokens.", d.ContextScale);
+        var maxContext = BenchCommandLine.Int("--max-context", "Cap on a request's prompt tokens.", d.MaxContext);
+        var outputScale = BenchCommandLine.Double("--output-scale", "Multiplies the trace's output tokens.", d.OutputScale);
+        var maxOutput = BenchCommandLine.Int("--max-output", "Cap on a request's output tokens.", d.MaxOutput);
+        var concurrency = BenchCommandLine.IntList("--concurrency", "Concurrent sequences of the throughput sweep.", [.. d.Concurrency]);
+        var sweepOutput = BenchCommandLine.Int("--sweep-output", "Output tokens per request in the concurrency sweep.", d.SweepOutput);
+        var kvMb = BenchCommandLine.Int("--kv-mb", "KV cache pool in MiB.", d.KvMegabytes);
+        var batchTokens = BenchCommandLine.Int("--batch-tokens", "Tokens the engine batches into one step at most.", d.BatchTokens);
+        var maxSeqs = BenchCommandLine.Int("--max-seqs", "Sequences the engine runs at once at most.", d.MaxSequences);
+        var threads = BenchCommandLine.Int("--threads", "CPU threads of the engine.", d.Threads);
+        var command = new Command("engine",
+            "Replays the first --requests rows of an Azure LLM inference trace against the engine (arrival gaps multiplied by " +
+            "--time-scale, token counts scaled and capped to fit a small CPU), then measures aggregate decode throughput at each " +
+            "--concurrency. The model is a generated random-weight Llama (cached in bench/results/models).")
+        {
+            trace, requests, timeScale, contextScale, maxContext, outputScale, maxOutput, concurrency, sweepOutput, kvMb, batchTokens, maxSeqs, threads,
+        };
+        command.SetAction((result, _) => run(d with
+        {
+            TracePath = result.GetValue(trace),
+            Requests = result.GetValue(requests),
+            TimeScale = result.GetValue(timeScale),
+            ContextScale = result.GetValue(contextScale),
+            MaxContext = result.GetValue(maxContext),
+            OutputScale = result.GetValue(outputScale),
+            MaxOutput = result.GetValue(maxOutput),
+            Concurrency = BenchCommandLine.Ints(result, concurrency),
+            SweepOutput = result.GetValue(sweepOutput),
+            KvMegabytes = result.GetValue(kvMb),
+            BatchTokens = result.GetValue(batchTokens),
+            MaxSequences = result.GetValue(maxSeqs),
+            Threads = result.GetValue(threads),
+        }));
+        return command;
     }
 }

@@ -58,7 +58,7 @@ public sealed unsafe class KernelModule : IDisposable
     public static IReadOnlyList<string> KernelNames { get; } =
     [
         "embed_tokens", "embed_tokens_compact", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
-        "fill_random_bf16", "expand_to_bf16", "gemv_bf16", "gemv_bf16_u8", "gemv_bf16_r2", "gemv_bf16_r4", "gemv_bf16_b128",
+        "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "gemv_bf16", "gemv_bf16_u8", "gemv_bf16_r2", "gemv_bf16_r4", "gemv_bf16_b128",
         "gemv_norm", "gemv_add", "gemv_norm_swiglu", "argmax_rows", "sample_rows",
         .. CompactKernels("f16"), .. CompactKernels("q8"),
     ];

@@ -47,3 +47,18 @@ extern "C" __global__ void fill_random_bf16(bf16* __restrict__ out, unsigned lon
         out[idx] = float_to_bf16((2.0f * u - 1.0f) * scale);
     }
 }
+
+// Seeded uniform int8 values in [-127, 127], for a benchmark model in Q8 (with one scale for the whole matrix).
+extern "C" __global__ void fill_random_i8(signed char* __restrict__ out, unsigned long long count, unsigned long long seed)
+{
+    after_previous_kernel();
+    for (unsigned long long idx = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; idx < count;
+         idx += (unsigned long long)gridDim.x * blockDim.x)
+    {
+        unsigned long long z = seed + (idx + 1) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        out[idx] = (signed char)((int)(z % 255ull) - 127);
+    }
+}

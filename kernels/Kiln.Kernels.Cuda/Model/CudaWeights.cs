@@ -106,18 +106,34 @@ public sealed unsafe class CudaWeights : IDisposable
     }
 
     /// <summary>
-    /// Seeded uniform random bf16 weights made on the device (norm weights 1): how the GPU benchmark gets a
+    /// Seeded uniform random weights made on the device (norm weights 1), bf16 or Q8: how the GPU benchmark gets a
     /// 1.24B-parameter model in milliseconds. Scales follow 1/sqrt(fan-in) so activations stay in range.
     /// </summary>
-    public static CudaWeights Random(ModelConfig config, KernelModule kernels, nint stream, ulong seed)
+    public static CudaWeights Random(ModelConfig config, KernelModule kernels, nint stream, ulong seed, WeightFormat format = WeightFormat.Bf16)
     {
+        if (format == WeightFormat.F16)
+        {
+            throw new NotSupportedException("random weights come in bf16 or Q8");
+        }
+
         int h = config.HiddenSize;
         ulong next = seed;
         DeviceMatrix Matrix(int rows, int columns)
         {
-            var buffer = new DeviceBuffer((long)rows * columns * 2);
-            kernels.Launch("fill_random_bf16", (1024, 1), 256, stream, [buffer.Pointer, (ulong)((long)rows * columns), next++, KernelModule.Float(1f / MathF.Sqrt(columns))]);
-            return DeviceMatrix.FromBf16(buffer, rows, columns);
+            long count = (long)rows * columns;
+            float scale = 1f / MathF.Sqrt(columns);
+            if (format == WeightFormat.Bf16)
+            {
+                var buffer = new DeviceBuffer(count * 2);
+                kernels.Launch("fill_random_bf16", (1024, 1), 256, stream, [buffer.Pointer, (ulong)count, next++, KernelModule.Float(scale)]);
+                return DeviceMatrix.FromBf16(buffer, rows, columns);
+            }
+
+            var values = new DeviceBuffer(count);
+            var scales = new DeviceBuffer(count / 32 * sizeof(float));
+            kernels.Launch("fill_random_i8", (1024, 1), 256, stream, [values.Pointer, (ulong)count, next++]);
+            Native.Driver.Check(Native.Driver.cuMemsetD32Async(scales.Pointer, BitConverter.SingleToUInt32Bits(scale / 127f), (nuint)(count / 32), stream));
+            return DeviceMatrix.FromQ8(values, scales, rows, columns);
         }
 
         DeviceBuffer Ones(int count) => Floats(Enumerable.Repeat(1f, count).ToArray(), stream);

@@ -54,6 +54,9 @@ public sealed unsafe class DeviceMatrix : IDisposable
     /// <summary>A bf16 matrix already on the device (the benchmark's random weights).</summary>
     public static DeviceMatrix FromBf16(DeviceBuffer data, int rows, int columns) => new(WeightFormat.Bf16, rows, columns, data, null);
 
+    /// <summary>A Q8 matrix already on the device: int8 values and a float32 scale per 32 of a row.</summary>
+    public static DeviceMatrix FromQ8(DeviceBuffer values, DeviceBuffer scales, int rows, int columns) => new(WeightFormat.Q8, rows, columns, values, scales);
+
     /// <summary>The format the stacked parts keep: F16 or Q8 when all of them are stored so, else bf16.</summary>
     public static WeightFormat FormatOf(IReadOnlyList<WeightMatrix> parts) =>
         parts.All(p => p.Type == WeightType.F16) ? WeightFormat.F16

@@ -4,6 +4,7 @@ using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Kv;
+using Kiln.Runtime.Models;
 using Kiln.Runtime.Sampling;
 using Kiln.Runtime.Synthetic;
 
@@ -107,6 +108,45 @@ public abstract class ForwardChecks
         for (int step = 0; step < 3; step++)
         {
             Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [11 + step, 7 + step], [0, 1], [1, 1]);
+        }
+    }
+
+    [Fact]
+    public void RandomQ8Model_PrefillAndDecodePathsAgree()
+    {
+        TestDevice.Require();
+        var config = new ModelConfig
+        {
+            Architecture = "llama",
+            VocabSize = 1000,
+            HiddenSize = 256,
+            IntermediateSize = 512,
+            LayerCount = 2,
+            HeadCount = 4,
+            KvHeadCount = 2,
+            HeadDim = 64,
+            MaxPositions = 256,
+            RopeTheta = 10000,
+            RmsNormEps = 1e-5,
+            TiedEmbeddings = true,
+        };
+        using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory }, seed: 5, WeightFormat.Q8);
+        Assert.All(runner.Weights.Layers[0].Matrices().Append(runner.Weights.Classifier), m => Assert.Equal(WeightFormat.Q8, m.Format));
+        using var cache = runner.CreateKvCache(8, 16, 2, 4);
+        cache.Bind([0, 1, 2, 3, /* row 1 */ 4, 5, 6, 7], 4, 2);
+        var ids = Enumerable.Range(0, 12).Select(i => (i * 83) % config.VocabSize).ToArray();
+        int vocab = config.VocabSize;
+
+        // Sequence 0: all 12 tokens in one step, every position's logits (cuBLAS over the expanded Q8 matrices).
+        var prefill = new float[12 * vocab];
+        runner.Forward(new ForwardBatch(ids, [.. Enumerable.Range(0, 12)], [0], [12]), cache, prefill, allPositions: true);
+        // Sequence 1: the first 9 the same way, then one token a step (the fused Q8 matrix-vector kernels).
+        runner.Forward(new ForwardBatch(ids.AsSpan(0, 9), [.. Enumerable.Range(0, 9)], [1], [9]), cache, new float[vocab]);
+        for (int position = 9; position < 12; position++)
+        {
+            var decode = new float[vocab];
+            runner.Forward(new ForwardBatch([ids[position]], [position], [1], [1]), cache, decode);
+            Assert.InRange(TestDevice.RelativeError(decode, prefill.AsSpan(position * vocab, vocab)), 0, 1e-2);
         }
     }
 

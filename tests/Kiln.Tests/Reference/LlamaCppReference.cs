@@ -1,6 +1,6 @@
 using System.Text;
+using Kiln.Bench.Common;
 using LLama;
-using LLama.Common;
 using LLama.Native;
 
 namespace Kiln.Tests.Reference;
@@ -9,13 +9,11 @@ namespace Kiln.Tests.Reference;
 /// llama.cpp (through LLamaSharp 0.30 and its CPU backend) as a reference implementation: loads a GGUF file on the CPU,
 /// one sequence, float32 KV cache and no flash attention (so the reference adds no f16 rounding of its own), and
 /// returns logits for every position of a prompt, greedy generations and tokenizations. Token ids are used as given:
-/// nothing adds a BOS. Every call starts from an empty KV cache. Not thread-safe; use one instance a thread.
+/// nothing adds a BOS. Every call starts from an empty KV cache. Not thread-safe; use one instance a thread. The
+/// set-up is <see cref="LlamaCppSetup"/>, shared with the CPU benchmark; it uses LLamaSharp only, nothing of Kiln.
 /// </summary>
 public sealed class LlamaCppReference : IDisposable
 {
-    private static readonly Lock LogGate = new();
-    private static NativeLogConfig.LLamaLogCallback? s_discard;
-
     private readonly LLamaWeights _weights;
     private readonly LLamaContext _context;
     private readonly LLamaBatch _batch = new();
@@ -25,33 +23,10 @@ public sealed class LlamaCppReference : IDisposable
     /// <param name="threads">CPU threads; 0 for all processors.</param>
     public LlamaCppReference(string path, int contextSize = 512, int threads = 0)
     {
-        SilenceNativeLogging();
         threads = threads > 0 ? threads : Environment.ProcessorCount;
-        var parameters = new ModelParams(path)
-        {
-            ContextSize = (uint)contextSize,
-            BatchSize = (uint)contextSize,
-            UBatchSize = (uint)contextSize,
-            SeqMax = 1,
-            Threads = threads,
-            BatchThreads = threads,
-            GpuLayerCount = 0,
-            LoadMode = LLamaLoadMode.None,
-            FlashAttention = false,
-            TypeK = GGMLType.GGML_TYPE_F32,
-            TypeV = GGMLType.GGML_TYPE_F32,
-        };
-        _weights = LLamaWeights.LoadFromFile(parameters);
-        try
-        {
-            _context = _weights.CreateContext(parameters);
-        }
-        catch
-        {
-            _weights.Dispose();
-            throw;
-        }
-
+        var parameters = LlamaCppSetup.Parameters(path, contextSize, batchSize: contextSize, threads);
+        parameters.LoadMode = LLamaLoadMode.None;
+        (_weights, _context) = LlamaCppSetup.Load(parameters);
         ContextSize = contextSize;
     }
 
@@ -65,29 +40,6 @@ public sealed class LlamaCppReference : IDisposable
 
     /// <summary>The GGUF metadata as llama.cpp reports it (values as strings).</summary>
     public IReadOnlyDictionary<string, string> Metadata => _weights.Metadata;
-
-    /// <summary>
-    /// Routes llama.cpp's and ggml's log output to nowhere. Takes effect before the native library loads when called
-    /// first; afterwards it replaces the callback. Idempotent.
-    /// </summary>
-    public static void SilenceNativeLogging()
-    {
-        lock (LogGate)
-        {
-            if (s_discard is not null)
-            {
-                return;
-            }
-
-            s_discard = static (_, _) => { };
-            if (!NativeLibraryConfig.LLama.LibraryHasLoaded)
-            {
-                NativeLibraryConfig.All.WithLogCallback(s_discard);
-            }
-
-            NativeLogConfig.llama_log_set(s_discard);
-        }
-    }
 
     /// <summary>Logits of every position, row-major [tokens.Length, VocabSize]: row i predicts the token after tokens[i].</summary>
     public float[] Logits(ReadOnlySpan<int> tokens)
@@ -198,12 +150,5 @@ public sealed class LlamaCppReference : IDisposable
         }
     }
 
-    private void Decode()
-    {
-        var result = _context.NativeHandle.Decode(_batch);
-        if (result != DecodeResult.Ok)
-        {
-            throw new InvalidOperationException($"llama_decode failed: {result}");
-        }
-    }
+    private void Decode() => LlamaCppSetup.Decode(_context, _batch);
 }
