@@ -74,9 +74,22 @@ double now_ms()
 
 bool is_stream_handle(void* stream) { return (uintptr_t)stream > 16; } // 0, 1 and 2 are the built-in streams
 
+// KILN_EMU_FAIL_KERNEL=NAME@DEVICE makes every launch of kernel NAME on that device fail (CUDA_ERROR_LAUNCH_FAILED):
+// how the tests make one rank of a tensor-parallel group fail.
+bool injected_failure(const std::string& name)
+{
+    const char* configured = getenv("KILN_EMU_FAIL_KERNEL");
+    return configured && *configured && name + "@" + std::to_string(t_device) == configured;
+}
+
 int launch(Function* function, const unsigned* grid, const unsigned* block, void* stream, void** params, void** extra)
 {
     if (!function) return InvalidHandle;
+    if (injected_failure(function->name))
+    {
+        fprintf(stderr, "kiln cuda emulator: launch of %s on device %d failed as KILN_EMU_FAIL_KERNEL asks\n", function->name.c_str(), t_device);
+        return LaunchFailed;
+    }
     if (extra || !params) return NotSupported;
     const KernelInfo* info = function->info;
     // Copy the arguments' values: a launch recorded into a graph runs after the caller's frame is gone.

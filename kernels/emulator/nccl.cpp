@@ -1,7 +1,8 @@
 // NCCL's all-reduce between the ranks of one process, each driven by its own thread as on real GPUs (Kiln's
 // RankGroup). A rank's all-reduce waits for the others; the last to arrive sums every rank's buffer in rank order
 // and writes the sum to all of them. A rank that never arrives (a failed peer) times out after
-// KILN_EMU_NCCL_TIMEOUT_S seconds (default 120) with ncclRemoteError, and ncclCommAbort releases the waiters at once.
+// KILN_EMU_NCCL_TIMEOUT_S seconds (default 120) with ncclRemoteError, and ncclCommAbort (from any thread) releases
+// the waiters at once with the same error.
 #include <unistd.h>
 
 #include <chrono>
@@ -144,7 +145,8 @@ int ncclCommAbort(Comm* comm)
         comm->group->aborted = true;
     }
     comm->group->changed.notify_all();
-    delete comm;
+    // The comm itself is kept: another rank's thread may still be inside an all-reduce on it, which is the case an
+    // abort exists for. A few bytes a failed group.
     return Success;
 }
 

@@ -5,8 +5,16 @@ namespace Kiln.Kernels.Cuda.Tests;
 
 public sealed class KernelTests_OnEmulator_NeedsGxx : KernelChecks;
 
+/// <summary>Shares emulated device 1 with <see cref="RankFailureTests_OnEmulator_NeedsGxx"/>, which makes it fail: never at the same time.</summary>
+[Collection(EmulatedDeviceOne.Name)]
 public sealed class ForwardTests_OnEmulator_NeedsGxx : ForwardChecks;
 
 public sealed class SamplingTests_OnEmulator_NeedsGxx : SamplingChecks;
 
 public sealed class FusedGemvTests_OnEmulator_NeedsGxx : FusedGemvChecks;
+
+/// <summary>The tests that use emulated device 1 (tensor-parallel rank 1), run one at a time.</summary>
+internal static class EmulatedDeviceOne
+{
+    public const string Name = "emulated device 1";
+}

@@ -42,16 +42,41 @@ public sealed class NcclCommunicator : IDisposable
         return $"{version / 10000}.{version / 100 % 100}.{version % 100}";
     }
 
+    /// <summary>True once <see cref="Abort"/> ran: NCCL cannot resume a communicator, so the group is done.</summary>
+    public bool Aborted { get; private set; }
+
     /// <summary>Sums <paramref name="count"/> floats at <paramref name="buffer"/> across the group, in place, on <paramref name="stream"/>.</summary>
-    public void AllReduceSum(ulong buffer, long count, nint stream) =>
-        Nccl.Check(Nccl.ncclAllReduce(buffer, buffer, (nuint)count, Nccl.Float32, Nccl.Sum, _comm, stream));
+    public void AllReduceSum(ulong buffer, long count, nint stream)
+    {
+        nint comm = Volatile.Read(ref _comm);
+        if (comm == 0)
+        {
+            throw new InvalidOperationException($"NCCL rank {Rank} was aborted after a rank of its group failed");
+        }
+
+        Nccl.Check(Nccl.ncclAllReduce(buffer, buffer, (nuint)count, Nccl.Float32, Nccl.Sum, comm, stream));
+    }
+
+    /// <summary>
+    /// Aborts this rank's pending and future collectives (ncclCommAbort), from any thread: a rank that failed calls it
+    /// on every communicator of its group, so the others end their all-reduce with an error instead of waiting forever.
+    /// </summary>
+    public void Abort()
+    {
+        nint comm = Interlocked.Exchange(ref _comm, 0);
+        if (comm != 0)
+        {
+            Aborted = true;
+            Nccl.ncclCommAbort(comm);
+        }
+    }
 
     public void Dispose()
     {
-        if (_comm != 0)
+        nint comm = Interlocked.Exchange(ref _comm, 0);
+        if (comm != 0)
         {
-            Nccl.ncclCommDestroy(_comm);
-            _comm = 0;
+            Nccl.ncclCommDestroy(comm);
         }
     }
 }

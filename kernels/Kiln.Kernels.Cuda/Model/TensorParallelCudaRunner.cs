@@ -4,6 +4,7 @@ using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Sampling;
 
 namespace Kiln.Kernels.Cuda.Model;
 
@@ -19,6 +20,9 @@ public sealed class TensorParallelCudaRunner : IModelRunner
     private readonly NcclCommunicator[] _communicators;
     private readonly RankGroup _group;
     private readonly RankGroup.RankZeroStep _rankZero;
+    private readonly RankGroup.RankZeroStep _rankZeroDraw;
+    private DeviceSampling[] _draws = [];
+    private int[] _drawn = [];
     private bool _allPositions;
     private ShardedKvCache<CudaKvCache>? _cache;
     private bool _disposed;
@@ -38,10 +42,11 @@ public sealed class TensorParallelCudaRunner : IModelRunner
             _ranks[r] = new CudaModelRunner(rankConfig, model.Weights.RopeFactors, options with { Device = r }, device, _communicators[r], (_, stream) => CudaWeights.Upload(rankConfig, shard, stream), ownsDevice: true);
         }
 
-        // A failed rank cannot release the others from an NCCL all-reduce (that takes ncclCommAbort, not bound yet):
-        // the group's step then fails when they time out or the process ends.
+        // A rank that fails aborts every communicator of the group (ncclCommAbort), so the others end their all-reduce
+        // with an error instead of waiting for it forever; the step then fails with the first rank's error.
         _rankZero = (batch, logits) => _ranks[0].Forward(batch, _cache!.Shard(0), logits, _allPositions);
-        _group = new RankGroup(ranks, "kiln-cuda-rank", (rank, batch) => _ranks[rank].ForwardWithoutOutput(batch, _cache!.Shard(rank), _allPositions), () => { });
+        _rankZeroDraw = (batch, _) => _ranks[0].TryForwardSampled(batch, _cache!.Shard(0), _draws.AsSpan(0, batch.SequenceCount), _drawn);
+        _group = new RankGroup(ranks, "kiln-cuda-rank", (rank, batch) => _ranks[rank].ForwardWithoutOutput(batch, _cache!.Shard(rank), _allPositions), Abort);
     }
 
     public ModelConfig Config { get; }
@@ -63,9 +68,46 @@ public sealed class TensorParallelCudaRunner : IModelRunner
 
     public void Forward(ForwardBatch batch, IPagedKvCache cache, Span<float> logits, bool allPositions = false)
     {
+        ThrowIfAborted();
         _cache = (ShardedKvCache<CudaKvCache>)cache;
         _allPositions = allPositions;
         _group.Run(batch, logits, _rankZero);
+    }
+
+    /// <summary>Rank 0 holds the whole classifier's logits and draws the tokens on its GPU; the other ranks run the step.</summary>
+    public bool TryForwardSampled(ForwardBatch batch, IPagedKvCache cache, ReadOnlySpan<DeviceSampling> sampling, Span<int> next)
+    {
+        ThrowIfAborted();
+        int rows = batch.SequenceCount;
+        if (_draws.Length < rows)
+        {
+            _draws = new DeviceSampling[rows];
+            _drawn = new int[rows];
+        }
+
+        sampling[..rows].CopyTo(_draws);
+        _cache = (ShardedKvCache<CudaKvCache>)cache;
+        _allPositions = false;
+        _group.Run(batch, [], _rankZeroDraw);
+        _drawn.AsSpan(0, rows).CopyTo(next);
+        return true;
+    }
+
+    /// <summary>NCCL cannot resume an aborted communicator: after a rank failed, the group serves no more steps.</summary>
+    private void ThrowIfAborted()
+    {
+        if (_communicators.Any(c => c.Aborted))
+        {
+            throw new InvalidOperationException("this tensor-parallel GPU group was aborted after one of its ranks failed; NCCL cannot resume it, so the process must restart");
+        }
+    }
+
+    private void Abort()
+    {
+        foreach (var communicator in _communicators)
+        {
+            communicator.Abort();
+        }
     }
 
     public void Dispose()

@@ -31,6 +31,10 @@ internal static unsafe partial class Nccl
     [LibraryImport(CudaLibraries.Nccl)]
     public static partial int ncclCommDestroy(nint comm);
 
+    /// <summary>Ends the communicator's pending collectives with an error, from any thread: how a failed rank releases the others.</summary>
+    [LibraryImport(CudaLibraries.Nccl)]
+    public static partial int ncclCommAbort(nint comm);
+
     [LibraryImport(CudaLibraries.Nccl)]
     public static partial int ncclAllReduce(ulong send, ulong receive, nuint count, int dataType, int op, nint comm, nint stream);
 

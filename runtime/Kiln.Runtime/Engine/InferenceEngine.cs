@@ -137,12 +137,24 @@ public sealed class InferenceEngine : IDisposable
     {
         while (!_stopping)
         {
+            // Admitted requests are published as waiting before they leave the inbox's count, so the overload bound and
+            // the stats never miss them in between (they may count them twice for that instant: the safe side).
+            int drained = 0;
+            long drainedPrompt = 0, drainedDecode = 0;
             while (_inbox.TryDequeue(out var state))
             {
-                Interlocked.Decrement(ref _queued);
-                Interlocked.Add(ref _inboxPromptTokens, -state.PromptLength);
-                Interlocked.Add(ref _inboxDecodeTokens, -(long)state.MaxTokens * state.Sampling.N);
                 _core.Admit(state);
+                drained++;
+                drainedPrompt += state.PromptLength;
+                drainedDecode += (long)state.MaxTokens * state.Sampling.N;
+            }
+
+            if (drained > 0)
+            {
+                _core.PublishStats();
+                Interlocked.Add(ref _queued, -drained);
+                Interlocked.Add(ref _inboxPromptTokens, -drainedPrompt);
+                Interlocked.Add(ref _inboxDecodeTokens, -drainedDecode);
             }
 
             while (_cancellations.TryDequeue(out var cancelled))

@@ -109,6 +109,20 @@ public abstract class ForwardChecks
         {
             Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [11 + step, 7 + step], [0, 1], [1, 1]);
         }
+
+        // A step whose tokens rank 0 draws on its GPU: greedy, so they must be the CPU's argmax up to bf16 noise.
+        int[] ids = [Next(), Next()], positions = [14, 10], rows = [0, 1], lengths = [1, 1];
+        var expected = new float[2 * Small.VocabSize];
+        cpu.Forward(new ForwardBatch(ids, positions, rows, lengths), (PagedKvCache)cpuCache, expected);
+        var drawn = new int[2];
+        Assert.True(group.TryForwardSampled(new ForwardBatch(ids, positions, rows, lengths), groupCache, [default, default], drawn));
+        for (int s = 0; s < 2; s++)
+        {
+            var row = expected.AsSpan(s * Small.VocabSize, Small.VocabSize);
+            float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+            float range = max - System.Numerics.Tensors.TensorPrimitives.Min(row);
+            Assert.True(row[drawn[s]] >= max - (0.02f * range), $"sequence {s}: the group drew {drawn[s]}, the CPU's best logit is {max}, that token's {row[drawn[s]]}");
+        }
     }
 
     [Fact]

@@ -19,6 +19,7 @@ public sealed class RankGroup : IDisposable
     private int _tokens;
     private int _sequences;
     private volatile bool _stopping;
+    private int _firstFailure = -1; // the rank that failed first in this step: the cause; the others' errors follow from the abort
 
     /// <param name="ranks">Group size, at least 2.</param>
     /// <param name="name">Thread name prefix.</param>
@@ -64,6 +65,7 @@ public sealed class RankGroup : IDisposable
 #pragma warning restore CA1031
         {
             error = e;
+            Interlocked.CompareExchange(ref _firstFailure, 0, -1);
         }
 
         Finish(error);
@@ -85,6 +87,7 @@ public sealed class RankGroup : IDisposable
         batch.SequenceIds.CopyTo(_batch.AsSpan(2 * _tokens));
         batch.QueryLengths.CopyTo(_batch.AsSpan((2 * _tokens) + _sequences));
         _done.Reset();
+        _firstFailure = -1;
         foreach (var start in _start)
         {
             start.Release();
@@ -92,8 +95,8 @@ public sealed class RankGroup : IDisposable
     }
 
     /// <summary>
-    /// Waits for the other ranks. Rethrows rank 0's own error (<paramref name="rankZeroError"/>) as it was, or wraps the
-    /// first other rank's.
+    /// Waits for the other ranks, then reports the rank that failed first (the others fail because of it, in the
+    /// collective the abort ended): rank 0's own error as it was, another rank's wrapped.
     /// </summary>
     private void Finish(Exception? rankZeroError)
     {
@@ -103,6 +106,12 @@ public sealed class RankGroup : IDisposable
         }
 
         _done.Wait();
+        int first = Volatile.Read(ref _firstFailure);
+        if (first > 0 && _errors[first] is { } cause)
+        {
+            throw new InvalidOperationException($"tensor-parallel rank {first} failed: {cause.Message}", cause);
+        }
+
         if (rankZeroError is not null)
         {
             ExceptionDispatchInfo.Throw(rankZeroError);
@@ -141,6 +150,7 @@ public sealed class RankGroup : IDisposable
 #pragma warning restore CA1031
             {
                 _errors[rank] = e;
+                Interlocked.CompareExchange(ref _firstFailure, rank, -1);
                 _onFailure();
             }
             finally
