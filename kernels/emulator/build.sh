@@ -9,8 +9,8 @@ CXX="${CXX:-g++}"
 mkdir -p "$OUT"
 tmp="$OUT/libkiln-cuda-emulator.so.$$"
 "$CXX" -std=c++17 -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter \
-  "$HERE/driver.cpp" "$HERE/nvrtc.cpp" "$HERE/cublas.cpp" "$HERE/nccl.cpp" -o "$tmp" -ldl -lpthread
+  "$HERE/driver.cpp" "$HERE/streams.cpp" "$HERE/nvrtc.cpp" "$HERE/cublas.cpp" "$HERE/nccl.cpp" -o "$tmp" -ldl -lpthread
 mv "$tmp" "$OUT/libkiln-cuda-emulator.so"
-cp "$HERE/kiln_emu_kernel.h" "$HERE/kernel_abi.h" "$OUT/"
+cp "$HERE/kiln_emu_kernel.h" "$HERE/kiln_emu_fibers.h" "$HERE/kernel_abi.h" "$OUT/"
 for name in libcuda.so.1 libnvrtc.so libcublas.so libnccl.so.2; do ln -sf libkiln-cuda-emulator.so "$OUT/$name"; done
 echo "$OUT"

@@ -1,11 +1,11 @@
-// The CUDA driver API calls Kiln binds (kernels/Kiln.Kernels.Cuda/Native/Driver.cs), on the CPU.
+// The CUDA driver API calls Kiln binds (kernels/Kiln.Kernels.Cuda/Native/Driver.cs), on the CPU: devices, contexts,
+// memory, modules and launches (streams, events and graphs are in streams.cpp).
 // Device memory is host memory, so a CUdeviceptr is a host address. A module is the shared library that the
 // emulated NVRTC built (an ELF image, like a cubin); a function is its exported KernelInfo.
 #include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -50,11 +50,6 @@ struct Module
     std::map<std::string, Function> functions;
 };
 
-struct Event
-{
-    double milliseconds = 0;
-};
-
 std::mutex g_memory_mutex;
 std::map<uintptr_t, std::pair<size_t, int>> g_allocations; // address -> (bytes, device)
 size_t g_used[16];
@@ -66,13 +61,6 @@ size_t total_memory()
     long megabytes = configured ? atol(configured) : 4096;
     return (size_t)(megabytes > 0 ? megabytes : 4096) << 20;
 }
-
-double now_ms()
-{
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-bool is_stream_handle(void* stream) { return (uintptr_t)stream > 16; } // 0, 1 and 2 are the built-in streams
 
 // KILN_EMU_FAIL_KERNEL=NAME@DEVICE makes every launch of kernel NAME on that device fail (CUDA_ERROR_LAUNCH_FAILED):
 // how the tests make one rank of a tensor-parallel group fail.
@@ -133,19 +121,6 @@ int kiln_emu::device_count()
     const char* configured = getenv("KILN_EMU_DEVICES");
     int count = configured ? atoi(configured) : 1;
     return count < 0 ? 0 : (count > 16 ? 16 : count);
-}
-
-int kiln_emu::submit(void* stream, Work work)
-{
-    if (is_stream_handle(stream))
-    {
-        if (Graph* graph = static_cast<Stream*>(stream)->capture)
-        {
-            graph->nodes.push_back(std::move(work));
-            return Success;
-        }
-    }
-    return work();
 }
 
 extern "C" {
@@ -351,100 +326,6 @@ int cuLaunchKernelEx(const LaunchConfig* config, void* function, void** params, 
     unsigned grid[3] = {config->grid_x, config->grid_y, config->grid_z};
     unsigned block[3] = {config->block_x, config->block_y, config->block_z};
     return launch(static_cast<Function*>(function), grid, block, config->stream, params, extra);
-}
-
-int cuStreamCreate(void** stream, unsigned)
-{
-    *stream = new Stream();
-    return Success;
-}
-
-int cuStreamDestroy_v2(void* stream)
-{
-    if (is_stream_handle(stream)) delete static_cast<Stream*>(stream);
-    return Success;
-}
-
-int cuStreamSynchronize(void* stream)
-{
-    if (is_stream_handle(stream) && static_cast<Stream*>(stream)->capture) return StreamCaptureUnsupported;
-    return Success;
-}
-
-int cuEventCreate(void** event, unsigned)
-{
-    *event = new Event();
-    return Success;
-}
-
-int cuEventDestroy_v2(void* event)
-{
-    delete static_cast<Event*>(event);
-    return Success;
-}
-
-int cuEventRecord(void* event, void* stream)
-{
-    auto* e = static_cast<Event*>(event);
-    return submit(stream, [e]() { e->milliseconds = now_ms(); return Success; });
-}
-
-int cuEventSynchronize(void*) { return Success; }
-
-int cuEventElapsedTime(float* milliseconds, void* start, void* end)
-{
-    *milliseconds = (float)(static_cast<Event*>(end)->milliseconds - static_cast<Event*>(start)->milliseconds);
-    return Success;
-}
-
-int cuEventElapsedTime_v2(float* milliseconds, void* start, void* end) { return cuEventElapsedTime(milliseconds, start, end); }
-
-int cuStreamBeginCapture_v2(void* stream, int)
-{
-    if (!is_stream_handle(stream)) return StreamCaptureUnsupported;
-    auto* s = static_cast<Stream*>(stream);
-    if (s->capture) return StreamCaptureUnsupported;
-    s->capture = new Graph();
-    return Success;
-}
-
-int cuStreamEndCapture(void* stream, void** graph)
-{
-    if (!is_stream_handle(stream) || !static_cast<Stream*>(stream)->capture) return InvalidValue;
-    auto* s = static_cast<Stream*>(stream);
-    *graph = s->capture;
-    s->capture = nullptr;
-    return Success;
-}
-
-int cuGraphInstantiateWithFlags(void** executable, void* graph, unsigned long long)
-{
-    *executable = new Graph(*static_cast<Graph*>(graph));
-    return Success;
-}
-
-int cuGraphLaunch(void* executable, void* stream)
-{
-    auto* graph = static_cast<Graph*>(executable);
-    if (!graph) return InvalidHandle;
-    for (Work& node : graph->nodes)
-    {
-        int status = submit(stream, node);
-        if (status != Success) return status;
-    }
-    return Success;
-}
-
-int cuGraphExecDestroy(void* executable)
-{
-    delete static_cast<Graph*>(executable);
-    return Success;
-}
-
-int cuGraphDestroy(void* graph)
-{
-    delete static_cast<Graph*>(graph);
-    return Success;
 }
 
 int cuGetErrorName(int status, const char** name)
