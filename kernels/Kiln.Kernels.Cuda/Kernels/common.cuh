@@ -60,6 +60,15 @@ __device__ __forceinline__ void after_previous_kernel()
     allow_next_kernel();
 }
 
+// SplitMix64's finaliser: a counter (seed and index mixed in by the caller) to 64 well-mixed bits. Random weights
+// and the sampler's uniforms come from it, so a seed gives the same values on every run.
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 // The eight bf16 values of a 16-byte load, widened.
 __device__ __forceinline__ void unpack8(uint4 v, float* out)
 {

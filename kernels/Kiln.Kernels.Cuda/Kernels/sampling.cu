@@ -55,10 +55,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) argmax_rows(int* __
 
 __device__ __forceinline__ float uniform_open(unsigned long long seed, unsigned long long step, unsigned long long id)
 {
-    unsigned long long z = seed ^ (step * 0xD1B54A32D192ED03ull) ^ ((id + 1) * 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
+    unsigned long long z = mix64(seed ^ (step * 0xD1B54A32D192ED03ull) ^ ((id + 1) * 0x9E3779B97F4A7C15ull));
     return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 

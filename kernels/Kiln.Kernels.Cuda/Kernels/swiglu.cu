@@ -39,10 +39,7 @@ extern "C" __global__ void fill_random_bf16(bf16* __restrict__ out, unsigned lon
     for (unsigned long long idx = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; idx < count;
          idx += (unsigned long long)gridDim.x * blockDim.x)
     {
-        unsigned long long z = seed + (idx + 1) * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        unsigned long long z = mix64(seed + (idx + 1) * 0x9E3779B97F4A7C15ull);
         float u = (float)(z >> 40) * (1.0f / 16777216.0f);
         out[idx] = float_to_bf16((2.0f * u - 1.0f) * scale);
     }
@@ -55,10 +52,7 @@ extern "C" __global__ void fill_random_i8(signed char* __restrict__ out, unsigne
     for (unsigned long long idx = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; idx < count;
          idx += (unsigned long long)gridDim.x * blockDim.x)
     {
-        unsigned long long z = seed + (idx + 1) * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        unsigned long long z = mix64(seed + (idx + 1) * 0x9E3779B97F4A7C15ull);
         out[idx] = (signed char)((int)(z % 255ull) - 127);
     }
 }
