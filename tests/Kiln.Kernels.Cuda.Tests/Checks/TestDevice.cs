@@ -19,8 +19,11 @@ internal static unsafe class TestDevice
     public static readonly string CacheDirectory = Path.Combine(Path.GetTempPath(), "kiln-cuda-test-cache");
     private static Lazy<string?>? s_emulator;
 
-    /// <summary>True when the checks run on the CPU emulator: slow, so the statistical checks draw fewer samples.</summary>
-    public static bool IsEmulated => s_emulator is not null;
+    /// <summary>
+    /// True when the checks run on the CPU emulator (this project chose it, or KILN_CUDA_LIB points at it): slow, so the
+    /// statistical checks draw fewer samples.
+    /// </summary>
+    public static bool IsEmulated => s_emulator is not null || Device.Name.StartsWith("Kiln CUDA emulator", StringComparison.Ordinal);
 
     /// <summary>Runs every check on the emulator; <paramref name="build"/> builds it and returns why it cannot, or null.</summary>
     public static void UseEmulator(Func<string?> build) => s_emulator = new Lazy<string?>(build);
