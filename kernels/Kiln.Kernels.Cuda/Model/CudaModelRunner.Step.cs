@@ -236,7 +236,7 @@ public sealed unsafe partial class CudaModelRunner
             KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer,
         ];
         bool compact = weight.Format != WeightFormat.Bf16;
-        Launch(compact ? $"{kernel}_{GemvVariant.Suffix(weight.Format)}" : kernel, (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
+        Launch(GemvVariant.ForFormat(kernel, weight.Format), (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
     }
 
     /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the weight [out x in], transposed, plus bias.</summary>

@@ -25,14 +25,35 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
     public static string Suffix(WeightFormat format) => format == WeightFormat.Q8 ? "q8" : "f16";
 
     /// <summary>This variant's kernel over f16 or Q8 weights (one, two and four rows a warp are built for them).</summary>
-    public string CompactKernel(WeightFormat format) => (Threads, RowsPerWarp, Kernel) switch
-    {
-        (256, 1, "gemv_bf16") => $"gemv_{Suffix(format)}",
-        (256, 2, _) => $"gemv_{Suffix(format)}_r2",
-        (256, 4, _) => $"gemv_{Suffix(format)}_r4",
-        _ => throw new NotSupportedException($"{Kernel} has no f16 or Q8 form"),
-    };
+    public string CompactKernel(WeightFormat format) => ForFormat(Kernel, format);
 
+    /// <summary>
+    /// The kernel that does what the bf16 kernel <paramref name="bf16Kernel"/> does over weights in <paramref name="format"/>:
+    /// looked up in a table made once, so a launch builds no string.
+    /// </summary>
+    public static string ForFormat(string bf16Kernel, WeightFormat format) =>
+        format == WeightFormat.Bf16 ? bf16Kernel
+        : CompactNames.TryGetValue((bf16Kernel, format), out string? name) ? name
+        : throw new NotSupportedException($"{bf16Kernel} has no f16 or Q8 form");
+
+    private static readonly Dictionary<(string Kernel, WeightFormat Format), string> CompactNames = BuildCompactNames();
+
+    private static Dictionary<(string Kernel, WeightFormat Format), string> BuildCompactNames()
+    {
+        var names = new Dictionary<(string Kernel, WeightFormat Format), string>();
+        foreach (var format in new[] { WeightFormat.F16, WeightFormat.Q8 })
+        {
+            string s = Suffix(format);
+            names[("gemv_bf16", format)] = $"gemv_{s}";
+            names[("gemv_bf16_r2", format)] = $"gemv_{s}_r2";
+            names[("gemv_bf16_r4", format)] = $"gemv_{s}_r4";
+            names[("gemv_norm", format)] = $"gemv_norm_{s}";
+            names[("gemv_add", format)] = $"gemv_add_{s}";
+            names[("gemv_norm_swiglu", format)] = $"gemv_norm_swiglu_{s}";
+        }
+
+        return names;
+    }
     public uint Blocks(int rows) => (uint)((rows + RowsPerBlock - 1) / RowsPerBlock);
 
     /// <summary>
