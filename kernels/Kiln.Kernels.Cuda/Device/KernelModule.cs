@@ -59,13 +59,13 @@ public sealed unsafe class KernelModule : IDisposable
     [
         "embed_tokens", "embed_tokens_compact", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
         "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "gemv_bf16", "gemv_bf16_u8", "gemv_bf16_r2", "gemv_bf16_r4", "gemv_bf16_b128",
-        "gemv_norm", "gemv_add", "gemv_norm_swiglu", "argmax_rows", "sample_rows",
+        "gemv_norm_rope", "gemv_add", "gemv_norm_swiglu", "argmax_rows", "sample_rows",
         .. CompactKernels("f16"), .. CompactKernels("q8"),
     ];
 
-    /// <summary>The products gemv.cu builds for a compact weight format (GEMV_COMPACT_FORMAT).</summary>
+    /// <summary>The products gemv.cu builds for a compact weight format (GEMV_COMPACT_FORMAT, GEMV_ROPE_KERNEL).</summary>
     internal static IEnumerable<string> CompactKernels(string suffix) =>
-        [$"gemv_{suffix}", $"gemv_{suffix}_r2", $"gemv_{suffix}_r4", $"gemv_norm_{suffix}", $"gemv_add_{suffix}", $"gemv_norm_swiglu_{suffix}"];
+        [$"gemv_{suffix}", $"gemv_{suffix}_r2", $"gemv_{suffix}_r4", $"gemv_norm_rope_{suffix}", $"gemv_add_{suffix}", $"gemv_norm_swiglu_{suffix}"];
 
     /// <summary>How long compiling (or reading the cached cubin) took.</summary>
     public TimeSpan CompileTime { get; }

@@ -63,30 +63,97 @@ __device__ __forceinline__ void load_weights(V (*wv)[UNROLL], const V* const* wr
 // anyway, so the norm needs no kernel of its own. GEMV_ADD adds the product into y (the residual stream) instead of
 // storing it. GEMV_SWIGLU takes the fused gate/up weight with each warp on gate row i and up row rows + i, and
 // writes bf16 silu(gate) * up: the activation for the down product, with no float32 gate/up in between.
+// GEMV_ROPE is the fused QKV product that does rope_write_kv's work (rope_kv.cu) in its epilogue: each warp takes
+// the two rows that RoPE rotates together, stores the rotated queries and keys (values as they are) into y, and the
+// keys and values as bf16 into the paged cache.
 #define GEMV_BF16 0
 #define GEMV_NORMED 1
 #define GEMV_STORE 0
 #define GEMV_ADD 1
 #define GEMV_SWIGLU 2
+#define GEMV_ROPE 3
+
+// Where GEMV_ROPE's epilogue reads angles and writes the cache; the arguments of rope_write_kv.
+struct RopeTarget
+{
+    bf16* k_cache;
+    bf16* v_cache;
+    const int* positions;
+    const int* slots;
+    const double* inv_freq;
+    int q_heads;
+    int kv_heads;
+    int half_split;
+};
+
+// GEMV_ROPE's pairing: pair p of the fused QKV output is dimension i of head h (p = h * HEAD_DIM / 2 + i), rows
+// (i, i + HEAD_DIM / 2) of that head in Hugging Face's layout, (2i, 2i + 1) in GGUF's.
+__device__ __forceinline__ int rope_row(int pair, int second, int half_split)
+{
+    const int half = HEAD_DIM / 2;
+    int head = pair / half;
+    int i = pair - head * half;
+    return head * HEAD_DIM + (half_split ? i + second * half : 2 * i + second);
+}
+
+// Adds the bias to pair p of token t, rotates it by the position's angle (float64, as rope_write_kv and the CPU
+// backend compute it), stores it into y (the fused QKV output) and, for key and value heads, into the cache at the
+// token's slot.
+__device__ __forceinline__ void rope_store(float* y, const float* bias, const RopeTarget& rope, int pair, int t, int rows, float v0, float v1)
+{
+    const int half = HEAD_DIM / 2;
+    int head = pair / half;
+    int i = pair - head * half;
+    int a = rope_row(pair, 0, rope.half_split);
+    int b = rope_row(pair, 1, rope.half_split);
+    if (bias)
+    {
+        v0 += bias[a];
+        v1 += bias[b];
+    }
+    if (head < rope.q_heads + rope.kv_heads)
+    {
+        double s, c;
+        sincos((double)rope.positions[t] * rope.inv_freq[i], &s, &c);
+        float cs = (float)c, sn = (float)s;
+        float x0 = v0;
+        v0 = x0 * cs - v1 * sn;
+        v1 = x0 * sn + v1 * cs;
+    }
+    y[(usize)t * rows + a] = v0;
+    y[(usize)t * rows + b] = v1;
+    int slot = rope.slots[t];
+    if (head < rope.q_heads || slot < 0) return;
+    bool value = head >= rope.q_heads + rope.kv_heads;
+    int first = (rope.q_heads + (value ? rope.kv_heads : 0)) * HEAD_DIM; // where the cache's rows start in y's row
+    bf16* cache = (value ? rope.v_cache : rope.k_cache) + (usize)slot * rope.kv_heads * HEAD_DIM;
+    cache[a - first] = float_to_bf16(v0);
+    cache[b - first] = float_to_bf16(v1);
+}
 
 template <int UNROLL, int ROWS, int INPUT, int OUTPUT, int WEIGHTS = GEMV_W_BF16>
 __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __restrict__ w, const void* __restrict__ x,
                                           const float* __restrict__ bias, const float* __restrict__ norm_weight, float eps,
-                                          int rows, int cols, int tokens, const float* __restrict__ scales = 0)
+                                          int rows, int cols, int tokens, const float* __restrict__ scales = 0,
+                                          RopeTarget rope = RopeTarget())
 {
     typedef typename WeightVector<WEIGHTS>::type V;
     static_assert(OUTPUT != GEMV_SWIGLU || ROWS == 2, "a SwiGLU warp reads one gate row and one up row");
+    static_assert(OUTPUT != GEMV_ROPE || ROWS == 2, "a RoPE warp reads the two rows rotated together");
     int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
-    int first_row = OUTPUT == GEMV_SWIGLU ? warp : warp * ROWS;
-    if (first_row >= rows) return;
+    // SwiGLU and RoPE warps are numbered by output pair, the others by their first row.
+    int first_row = OUTPUT == GEMV_SWIGLU || OUTPUT == GEMV_ROPE ? warp : warp * ROWS;
+    if (OUTPUT == GEMV_ROPE ? 2 * first_row >= rows : first_row >= rows) return;
     int vectors = cols >> 3;
     const V* wr[ROWS];
     const float* sr[ROWS]; // Q8: the row's scales, one per 32 values (4 vectors)
 #pragma unroll
     for (int r = 0; r < ROWS; r++)
     {
-        int row = OUTPUT == GEMV_SWIGLU ? first_row + r * rows : min(first_row + r, rows - 1);
+        int row = OUTPUT == GEMV_SWIGLU ? first_row + r * rows
+                  : OUTPUT == GEMV_ROPE   ? rope_row(first_row, r, rope.half_split)
+                                          : min(first_row + r, rows - 1);
         wr[r] = (const V*)w + (usize)row * vectors;
         sr[r] = WEIGHTS == GEMV_W_Q8 ? scales + (usize)row * (cols >> 5) : 0;
     }
@@ -167,6 +234,11 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
                 ((bf16*)y)[(usize)t * rows + first_row] = float_to_bf16(gate / (1.0f + expf(-gate)) * up);
                 continue;
             }
+            if (OUTPUT == GEMV_ROPE)
+            {
+                rope_store((float*)y, bias, rope, first_row, t, rows, s[0], s[ROWS - 1]);
+                continue;
+            }
 #pragma unroll
             for (int r = 0; r < ROWS; r++)
             {
@@ -205,9 +277,25 @@ GEMV_KERNEL(gemv_bf16_b128, 128, 4, 1)
         gemv_rows<4, ROWS, INPUT, OUTPUT>(y, w, x, bias, norm_weight, eps, rows, cols, tokens);                       \
     }
 
-GEMV_FUSED_KERNEL(gemv_norm, 1, GEMV_NORMED, GEMV_STORE)
 GEMV_FUSED_KERNEL(gemv_add, 1, GEMV_BF16, GEMV_ADD)
 GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
+
+// The fused QKV product with RoPE and the cache writes (GEMV_ROPE), in every weight format: the fused signature with
+// rows = the whole QKV output, the Q8 scales (0 otherwise), then rope_write_kv's arguments. One warp a row pair.
+#define GEMV_ROPE_KERNEL(NAME, WEIGHTS)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256)                                                                  \
+    NAME(float* __restrict__ qkv, const void* __restrict__ w, const float* __restrict__ x, const float* __restrict__ bias, \
+         const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens, const float* __restrict__ scales, \
+         bf16* __restrict__ k_cache, bf16* __restrict__ v_cache, const int* __restrict__ positions,                    \
+         const int* __restrict__ slots, const double* __restrict__ inv_freq, int q_heads, int kv_heads, int half_split) \
+    {                                                                                                                 \
+        RopeTarget rope = {k_cache, v_cache, positions, slots, inv_freq, q_heads, kv_heads, half_split};              \
+        gemv_rows<4, 2, GEMV_NORMED, GEMV_ROPE, WEIGHTS>(qkv, w, x, bias, norm_weight, eps, rows, cols, tokens, scales, rope); \
+    }
+
+GEMV_ROPE_KERNEL(gemv_norm_rope, GEMV_W_BF16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_f16, GEMV_W_F16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_q8, GEMV_W_Q8)
 
 // Every product over f16 or Q8 weights, plain and fused: the fused signature, then the Q8 scales (0 for f16).
 #define GEMV_COMPACT_KERNEL(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS)                                                  \
@@ -222,7 +310,6 @@ GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX, 4, 1, GEMV_BF16, GEMV_STORE, WEIGHTS)                                           \
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX##_r2, 4, 2, GEMV_BF16, GEMV_STORE, WEIGHTS)                                      \
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX##_r4, 2, 4, GEMV_BF16, GEMV_STORE, WEIGHTS)                                      \
-    GEMV_COMPACT_KERNEL(gemv_norm_##SUFFIX, 4, 1, GEMV_NORMED, GEMV_STORE, WEIGHTS)                                    \
     GEMV_COMPACT_KERNEL(gemv_add_##SUFFIX, 4, 1, GEMV_BF16, GEMV_ADD, WEIGHTS)                                         \
     GEMV_COMPACT_KERNEL(gemv_norm_swiglu_##SUFFIX, 4, 2, GEMV_NORMED, GEMV_SWIGLU, WEIGHTS)
 

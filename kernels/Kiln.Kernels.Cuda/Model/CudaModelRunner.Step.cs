@@ -177,18 +177,25 @@ public sealed unsafe partial class CudaModelRunner
             var w = _weights.Layers[layer];
             if (fused)
             {
-                FusedLinear("gemv_norm", _qkv, w.QueryKeyValue, _x, w.QueryKeyValueBias, w.AttentionNorm, qkvRows, c.HiddenSize, tokens);
+                // RMSNorm, the QKV product, RoPE and the cache writes in one kernel (gemv.cu, GEMV_ROPE).
+                var qkv = w.QueryKeyValue;
+                Launch(GemvVariant.ForFormat("gemv_norm_rope", qkv.Format), (uint)(((qkvRows / 2) + 7) / 8), 1, 256,
+                    [_qkv.Pointer, qkv.Data.Pointer, _x.Pointer, w.QueryKeyValueBias?.Pointer ?? 0, w.AttentionNorm.Pointer, eps,
+                     KernelModule.Int(qkvRows), hidden, KernelModule.Int(tokens), qkv.ScalesPointer,
+                     kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
+                     KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)],
+                    (qkvRows, c.HiddenSize));
             }
             else
             {
                 ulong residual = layer == 0 ? 0 : _projected.Pointer; // the previous layer's MLP output joins the stream here
                 Launch("add_rmsnorm", (uint)tokens, 1, 256, [_x.Pointer, residual, w.AttentionNorm.Pointer, _normed.Pointer, 0, hidden, eps]);
                 Linear(_qkv, w.QueryKeyValue, _normed, w.QueryKeyValueBias, qkvRows, c.HiddenSize, tokens);
+                Launch("rope_write_kv", (uint)tokens, 1, 128,
+                    [_qkv.Pointer, kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
+                     KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
             }
 
-            Launch("rope_write_kv", (uint)tokens, 1, 128,
-                [_qkv.Pointer, kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
-                 KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
             Launch("paged_attention", (uint)tokens, (uint)(c.HeadCount / _kernels.GqaGroup), 256,
                 [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
                  tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
@@ -217,7 +224,7 @@ public sealed unsafe partial class CudaModelRunner
         Launch("argmax_rows", (uint)rows, 1, 1024, [_sampled.Pointer, _logits.Pointer, KernelModule.Int(c.VocabSize)]);
     }
 
-    /// <summary>Whether a step of <paramref name="tokens"/> runs the fused six-kernel layers (<see cref="CudaRunnerOptions.FusedSmallBatch"/>).</summary>
+    /// <summary>Whether a step of <paramref name="tokens"/> runs the fused five-kernel layers (<see cref="CudaRunnerOptions.FusedSmallBatch"/>).</summary>
     private bool FusesLayers(int tokens) =>
         (_fusedOverride ?? _options.FusedSmallBatch) && _communicator is null && tokens <= GemvMaxTokens &&
         Config.HiddenSize % 8 == 0 && Config.QueryDim % 8 == 0 && Config.IntermediateSize % 8 == 0;

@@ -47,7 +47,7 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
             names[("gemv_bf16", format)] = $"gemv_{s}";
             names[("gemv_bf16_r2", format)] = $"gemv_{s}_r2";
             names[("gemv_bf16_r4", format)] = $"gemv_{s}_r4";
-            names[("gemv_norm", format)] = $"gemv_norm_{s}";
+            names[("gemv_norm_rope", format)] = $"gemv_norm_rope_{s}";
             names[("gemv_add", format)] = $"gemv_add_{s}";
             names[("gemv_norm_swiglu", format)] = $"gemv_norm_swiglu_{s}";
         }

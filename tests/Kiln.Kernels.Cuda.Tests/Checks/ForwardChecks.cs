@@ -83,7 +83,9 @@ public abstract class ForwardChecks
         Compare(cpu, gpu, cpuCache, gpuCache, [Next(), Next()], [23, 24], [0], [2], allPositions: true);
         var launched = profiler.Collect().Select(p => p.Name.Split(' ')[0]).ToHashSet();
         Assert.Equal(fusedDecodeLayers, launched.Any(name => name.StartsWith("gemv_norm_swiglu", StringComparison.Ordinal)));
+        Assert.Equal(fusedDecodeLayers, launched.Any(name => name.StartsWith("gemv_norm_rope", StringComparison.Ordinal)));
         Assert.Equal(!fusedDecodeLayers, launched.Contains("swiglu"));
+        Assert.Equal(!fusedDecodeLayers, launched.Contains("rope_write_kv"));
     }
 
     [Fact]

@@ -4,9 +4,9 @@ using Kiln.Kernels.Cuda.Model;
 namespace Kiln.Kernels.Cuda.Tests;
 
 /// <summary>
-/// The fused decode-layer products of gemv.cu against float64, over bf16, f16 and Q8 weights: RMSNorm inside the
-/// product (gemv_norm), the residual add inside it (gemv_add), and RMSNorm plus SwiGLU around the gate/up product
-/// (gemv_norm_swiglu); and the plain f16 and Q8 products with one, two and four rows a warp.
+/// The fused decode-layer products of gemv.cu against float64, over bf16, f16 and Q8 weights: RMSNorm, RoPE and the
+/// cache writes around the QKV product (gemv_norm_rope), the residual add inside a product (gemv_add), and RMSNorm
+/// plus SwiGLU around the gate/up product (gemv_norm_swiglu); and the plain f16 and Q8 products with one, two and four rows a warp.
 /// </summary>
 public abstract class FusedGemvChecks
 {
@@ -14,35 +14,78 @@ public abstract class FusedGemvChecks
     private const float Eps = 1e-5f;
 
     [Theory]
-    [InlineData(1, false, WeightFormat.Bf16)]
-    [InlineData(4, true, WeightFormat.Bf16)]
-    [InlineData(8, false, WeightFormat.Q8)]
-    [InlineData(3, true, WeightFormat.F16)]
-    public void NormedProduct_IsTheProductOfTheRmsNormedStream(int tokens, bool withBias, WeightFormat format)
+    [InlineData(1, true, false, WeightFormat.Bf16)]
+    [InlineData(4, false, true, WeightFormat.Bf16)]
+    [InlineData(8, true, false, WeightFormat.Q8)]
+    [InlineData(3, false, true, WeightFormat.F16)]
+    public void NormedRopeProduct_RotatesTheNormedQkvAndWritesTheCache(int tokens, bool halfSplit, bool withBias, WeightFormat format)
     {
         TestDevice.Require();
-        var weights = TestDevice.Random(Rows * Columns, 21);
+        const int QHeads = 4, KvHeads = 2, D = TestDevice.HeadDim, Slots = 48;
+        const int QkvRows = (QHeads + (2 * KvHeads)) * D, KvDim = KvHeads * D;
+        var weights = TestDevice.Random(QkvRows * Columns, 21);
         var x = TestDevice.Random(tokens * Columns, 22, 3f);
         var norm = TestDevice.Random(Columns, 23);
-        var bias = TestDevice.Random(Rows, 24);
+        var bias = TestDevice.Random(QkvRows, 24);
+        var inverseFrequencies = Enumerable.Range(0, D / 2).Select(i => Math.Pow(500000, -2.0 * i / D)).ToArray();
+        int[] positions = [0, 5, 17, 4000, 100000, 2, 77, 1];
+        int[] slots = [3, -1, 0, 17, 40, 9, 22, 47]; // token 1 writes no cache slot
         using var w = CompactWeights.Upload(format, weights, Columns);
         using var xBuffer = TestDevice.Floats(x);
         using var normBuffer = TestDevice.Floats(norm);
         using var biasBuffer = TestDevice.Floats(bias);
-        using var y = TestDevice.Poisoned((long)tokens * Rows * 4);
-        Launch("gemv_norm", Rows, y, w, xBuffer, withBias ? biasBuffer : null, normBuffer, tokens);
+        using var positionBuffer = TestDevice.Ints(positions);
+        using var slotBuffer = TestDevice.Ints(slots);
+        using var inverseBuffer = new DeviceBuffer(inverseFrequencies.Length * sizeof(double));
+        inverseBuffer.Upload<double>(inverseFrequencies, TestDevice.Stream);
+        using var qkv = TestDevice.Poisoned((long)tokens * QkvRows * 4);
+        using var keys = TestDevice.Poisoned((long)Slots * KvDim * 2);
+        using var values = TestDevice.Poisoned((long)Slots * KvDim * 2);
+        TestDevice.Kernels.Launch(GemvVariant.ForFormat("gemv_norm_rope", format), ((uint)((QkvRows / 2) + 7) / 8, 1), 256, TestDevice.Stream,
+            [qkv.Pointer, w.Data.Pointer, xBuffer.Pointer, withBias ? biasBuffer.Pointer : 0, normBuffer.Pointer, KernelModule.Float(Eps),
+             KernelModule.Int(QkvRows), KernelModule.Int(Columns), KernelModule.Int(tokens), w.ScalesPointer,
+             keys.Pointer, values.Pointer, positionBuffer.Pointer, slotBuffer.Pointer, inverseBuffer.Pointer,
+             KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(halfSplit ? 1 : 0)]);
 
-        var expected = new double[tokens * Rows];
+        var expected = new double[tokens * QkvRows];
         for (int t = 0; t < tokens; t++)
         {
             var normed = Normalize(x.AsSpan(t * Columns, Columns), norm);
-            for (int r = 0; r < Rows; r++)
+            var row = expected.AsSpan(t * QkvRows, QkvRows);
+            for (int r = 0; r < QkvRows; r++)
             {
-                expected[(t * Rows) + r] = Dot(weights.AsSpan(r * Columns, Columns), normed) + (withBias ? bias[r] : 0);
+                row[r] = Dot(weights.AsSpan(r * Columns, Columns), normed) + (withBias ? bias[r] : 0);
+            }
+
+            for (int h = 0; h < QHeads + KvHeads; h++) // queries and keys rotate; values do not
+            {
+                for (int i = 0; i < D / 2; i++)
+                {
+                    int a = (h * D) + (halfSplit ? i : 2 * i);
+                    int b = (h * D) + (halfSplit ? i + (D / 2) : (2 * i) + 1);
+                    double angle = positions[t] * inverseFrequencies[i];
+                    (row[a], row[b]) = ((row[a] * Math.Cos(angle)) - (row[b] * Math.Sin(angle)), (row[a] * Math.Sin(angle)) + (row[b] * Math.Cos(angle)));
+                }
             }
         }
 
-        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(y, expected.Length), expected), 0, 1e-5);
+        Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(qkv, expected.Length), expected), 0, 1e-5);
+        var keyCache = TestDevice.ReadBf16(keys, Slots * KvDim);
+        var valueCache = TestDevice.ReadBf16(values, Slots * KvDim);
+        for (int t = 0; t < tokens; t++)
+        {
+            if (slots[t] < 0)
+            {
+                continue;
+            }
+
+            int k = (t * QkvRows) + (QHeads * D);
+            Assert.InRange(TestDevice.RelativeError(keyCache.AsSpan(slots[t] * KvDim, KvDim), expected.AsSpan(k, KvDim)), 0, 1e-2);
+            Assert.InRange(TestDevice.RelativeError(valueCache.AsSpan(slots[t] * KvDim, KvDim), expected.AsSpan(k + KvDim, KvDim)), 0, 1e-2);
+        }
+
+        // Slot 1 belongs to no token: the kernel must not have written it.
+        Assert.All(keyCache.AsSpan(KvDim, KvDim).ToArray().Concat(valueCache.AsSpan(KvDim, KvDim).ToArray()), v => Assert.True(float.IsNaN(v)));
     }
 
     [Theory]
