@@ -112,7 +112,7 @@ if (settings.ComparePdl)
 
 if (settings.CompareFused)
 {
-    // The decode batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of six.
+    // The decode batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of five.
     runner.SetFusedSmallBatch(false);
     var unfused = new Dictionary<string, double>();
     foreach (int batch in settings.Batches.Where(b => b <= 8))
