@@ -30,6 +30,7 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
 {
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile InferenceEngine? _engine;
+    private LoadedModel? _weightsInUse; // the model whose weights the CPU engine reads; disposed after the engine
     private volatile Exception? _error;
     private int _started;
     private bool _disposed;
@@ -86,6 +87,15 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
             model = (load ?? (path => ModelLoader.Load(path)))(Settings.ModelPath);
             Template = DetectTemplate(Settings.ModelPath);
             engine = CreateEngine(model, Settings);
+            if (Settings.Device == KilnDevice.Cuda)
+            {
+                model.Dispose(); // the GPU holds its own copy: the host's gigabytes are released now
+            }
+            else
+            {
+                _weightsInUse = model;
+            }
+
             _engine = engine;
             if (Volatile.Read(ref _disposed))
             {
@@ -130,7 +140,7 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
             model, options.TensorParallelSize, maxBatchTokens: options.MaxBatchedTokens, maxLogitRows: options.MaxSequences, maxContext: options.MaxModelLength);
         try
         {
-            return new InferenceEngine(model, runner, options);
+            return new InferenceEngine(model.Description, runner, options);
         }
         catch
         {
@@ -168,9 +178,8 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
         var engine = Interlocked.Exchange(ref _engine, null);
         if (engine is not null)
         {
-            var model = engine.Model;
             engine.Dispose();
-            model.Dispose();
+            Interlocked.Exchange(ref _weightsInUse, null)?.Dispose();
         }
     }
 

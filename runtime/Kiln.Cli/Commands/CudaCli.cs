@@ -40,7 +40,7 @@ internal static class CudaCli
         try
         {
             int blocks = (maxContext + BlockSize - 1) / BlockSize;
-            return new InferenceEngine(model, runner, new EngineOptions
+            return new InferenceEngine(model.Description, runner, new EngineOptions
             {
                 BlockSize = BlockSize,
                 KvCacheBytes = runner.KvBlockBytes(BlockSize) * blocks,

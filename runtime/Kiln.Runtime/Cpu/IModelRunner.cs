@@ -37,8 +37,14 @@ public interface IModelRunner : IDisposable
     bool TryForwardSampled(ForwardBatch batch, IPagedKvCache cache, ReadOnlySpan<DeviceSampling> sampling, Span<int> next) => false;
 
     /// <summary>Bytes one KV block of <paramref name="blockSize"/> tokens takes in this backend's pool.</summary>
-    long KvBlockBytes(int blockSize) => PagedKvCache.BlockBytes(Config.LayerCount, Config.KvDim, blockSize);
+    long KvBlockBytes(int blockSize) => HostKvBlockBytes(Config, blockSize);
 
     /// <summary>Memory the KV pool is sized from (times the engine's fraction): the process's memory on the CPU, free device memory on a GPU.</summary>
-    long KvMemoryAvailable => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    long KvMemoryAvailable => HostMemoryAvailable;
+
+    /// <summary>The CPU backends' KV block: float32 keys and values in process memory.</summary>
+    static long HostKvBlockBytes(ModelConfig config, int blockSize) => PagedKvCache.BlockBytes(config.LayerCount, config.KvDim, blockSize);
+
+    /// <summary>The memory the CPU backends size their KV pool from.</summary>
+    static long HostMemoryAvailable => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 }

@@ -13,7 +13,7 @@ namespace Kiln.Runtime.Engine;
 /// </summary>
 internal sealed class EngineCore : IDisposable
 {
-    private readonly LoadedModel _model;
+    private readonly ModelDescription _model;
     private readonly BlockManager _blocks;
     private readonly IPagedKvCache _cache;
     private readonly Scheduler _scheduler;
@@ -37,13 +37,16 @@ internal sealed class EngineCore : IDisposable
     private long _windowPrompt;
     private long _windowOutput;
 
-    public EngineCore(LoadedModel model, IModelRunner? runner, EngineOptions options)
+    /// <summary>
+    /// Sizes the KV pool and the context from <paramref name="runner"/>, or, when it is null, from the CPU backend's
+    /// defaults, and then builds that backend with <paramref name="createCpuRunner"/> for the context length found.
+    /// </summary>
+    public EngineCore(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options)
     {
         _model = model;
         var config = model.Config;
-        // A runner handed in (a GPU) knows its own block size and memory; the CPU default is float32 in process memory.
-        long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? PagedKvCache.BlockBytes(config.LayerCount, config.KvDim, options.BlockSize);
-        long available = runner?.KvMemoryAvailable ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? IModelRunner.HostKvBlockBytes(config, options.BlockSize);
+        long available = runner?.KvMemoryAvailable ?? IModelRunner.HostMemoryAvailable;
         long budget = options.KvCacheBytes ?? (long)(available * options.KvCacheMemoryFraction);
         int blockCount = (int)Math.Min(int.MaxValue / 2, budget / blockBytes);
         if (blockCount < 1)
@@ -55,7 +58,7 @@ internal sealed class EngineCore : IDisposable
         MaxModelLength = (int)Math.Min(requestedLength, (long)blockCount * options.BlockSize);
         int blocksPerSequence = (MaxModelLength + options.BlockSize - 1) / options.BlockSize;
 
-        Runner = runner ?? CreateCpuRunner(model, options, MaxModelLength);
+        Runner = runner ?? createCpuRunner?.Invoke(MaxModelLength) ?? throw new ArgumentNullException(nameof(runner), "the engine needs a runner, or the model's weights to build the CPU backend from");
         if (Runner.MaxBatchTokens < options.MaxBatchedTokens)
         {
             throw new ArgumentException($"the runner takes {Runner.MaxBatchTokens} tokens a step, fewer than max batched tokens {options.MaxBatchedTokens}");
@@ -295,9 +298,6 @@ internal sealed class EngineCore : IDisposable
             Device = Runner.Device,
         };
     }
-
-    private static IModelRunner CreateCpuRunner(LoadedModel model, EngineOptions options, int maxContext) =>
-        ModelRunners.CreateCpu(model, options.TensorParallelSize, options.MaxBatchedTokens, maxContext, options.Threads);
 
     public void Dispose()
     {

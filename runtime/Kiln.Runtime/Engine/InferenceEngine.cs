@@ -31,19 +31,33 @@ public sealed class InferenceEngine : IDisposable
     {
     }
 
-    /// <summary>Runs on a given backend (the CUDA runner, a test's runner); null builds the CPU backend from the options.</summary>
+    /// <summary>
+    /// Runs on a given backend (the CUDA runner, a test's runner); null builds the CPU backend over the model's weights
+    /// from the options. The model must outlive the engine: the CPU backend reads its weights in place.
+    /// </summary>
     public InferenceEngine(LoadedModel model, IModelRunner? runner, EngineOptions options)
+        : this(model.Description, runner, maxContext => ModelRunners.CreateCpu(model, options.TensorParallelSize, options.MaxBatchedTokens, maxContext, options.Threads), options)
+    {
+    }
+
+    /// <summary>Runs on a backend that holds the weights itself (a GPU): the engine needs only the model's description.</summary>
+    public InferenceEngine(ModelDescription model, IModelRunner runner, EngineOptions options)
+        : this(model, runner, null, options)
+    {
+    }
+
+    private InferenceEngine(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options)
     {
         options.Validate();
         Model = model;
         Options = options;
         _maxWaiting = options.MaxWaitingRequests;
-        _core = new EngineCore(model, runner, options);
+        _core = new EngineCore(model, runner, createCpuRunner, options);
         _thread = new Thread(Loop) { IsBackground = true, Name = "kiln-engine" };
         _thread.Start();
     }
 
-    public LoadedModel Model { get; }
+    public ModelDescription Model { get; }
 
     public EngineOptions Options { get; }
 

@@ -3,25 +3,26 @@ using Kiln.Tokenization;
 
 namespace Kiln.Runtime.Loading;
 
-/// <summary>A model ready to run: its config, its weights (owning their memory) and, where the files have one, its tokenizer.</summary>
+/// <summary>A model ready to run: its description (config, tokenizer, special tokens) and its weights, owning their memory.</summary>
 public sealed class LoadedModel(string source, ModelConfig config, ModelWeights weights, KilnTokenizer? tokenizer, int? bosTokenId, IReadOnlyList<int> eosTokenIds) : IDisposable
 {
-    /// <summary>The path it came from, or "demo" for the built-in model.</summary>
-    public string Source { get; } = source;
+    public ModelDescription Description { get; } = new(source, config, tokenizer, bosTokenId, eosTokenIds);
 
-    public ModelConfig Config { get; } = config;
+    /// <summary>The path it came from, or "demo" for the built-in model.</summary>
+    public string Source => Description.Source;
+
+    public ModelConfig Config => Description.Config;
 
     public ModelWeights Weights { get; } = weights;
 
-    public KilnTokenizer? Tokenizer { get; } = tokenizer;
+    public KilnTokenizer? Tokenizer => Description.Tokenizer;
 
-    public int? BosTokenId { get; } = bosTokenId ?? tokenizer?.BosTokenId;
+    public int? BosTokenId => Description.BosTokenId;
 
-    public IReadOnlyList<int> EosTokenIds { get; } = eosTokenIds.Count > 0 ? eosTokenIds : tokenizer?.EosTokenIds ?? [];
+    public IReadOnlyList<int> EosTokenIds => Description.EosTokenIds;
 
     /// <summary>The tokenizer, or a clear error when the model directory has none.</summary>
-    public KilnTokenizer RequireTokenizer() =>
-        Tokenizer ?? throw new InvalidOperationException($"{Source}: no tokenizer (tokenizer.json) was found beside the model, so text cannot be encoded; pass token ids instead");
+    public KilnTokenizer RequireTokenizer() => Description.RequireTokenizer();
 
     public void Dispose() => Weights.Dispose();
 }

@@ -9,6 +9,32 @@ namespace Kiln.Tests.Engine;
 public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<EngineTestModel>
 {
     [Fact]
+    public async Task EngineOverADescriptionAndARunner_ServesLikeTheEngineOverTheWholeModel()
+    {
+        // How a GPU engine is built: the runner holds the weights; the engine gets the tokenizer, EOS and config only.
+        var request = new GenerationRequest { Prompt = "Kiln keeps the model warm", Sampling = new SamplingParams { Temperature = 0, MaxTokens = 12 } };
+        var options = new EngineOptions { BlockSize = 4, KvCacheBytes = 4 << 20, MaxBatchedTokens = 64, MaxSequences = 8, Threads = 2 };
+        Completion expected, actual;
+        using (var whole = new InferenceEngine(fixture.Model, options))
+        {
+            expected = await EngineTestModel.RunAsync(whole, request, TestContext.Current.CancellationToken);
+        }
+
+        var runner = new CpuModelRunner(fixture.Model, maxBatchTokens: 64, maxContext: 512);
+        using (var described = new InferenceEngine(fixture.Model.Description, runner, options))
+        {
+            Assert.Same(fixture.Model.Description, described.Model);
+            actual = await EngineTestModel.RunAsync(described, request, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(expected.Usage!.PromptTokens, actual.Usage!.PromptTokens); // the text was encoded the same way
+        Assert.Equal(expected.Tokens[0], actual.Tokens[0]);
+        Assert.False(string.IsNullOrEmpty(actual.Text[0]), "the description's tokenizer must decode the output");
+        Assert.Equal(expected.Text[0], actual.Text[0]);
+        Assert.Equal(expected.Finish[0], actual.Finish[0]);
+    }
+
+    [Fact]
     public async Task SecondRequestWithSamePrompt_PrefillsOnlyItsUncachedTail()
     {
         using var engine = fixture.CreateEngine(blockSize: 4);
