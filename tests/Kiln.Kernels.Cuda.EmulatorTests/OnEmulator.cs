@@ -13,6 +13,8 @@ public sealed class SamplingTests_OnEmulator_NeedsGxx : SamplingChecks;
 
 public sealed class FusedGemvTests_OnEmulator_NeedsGxx : FusedGemvChecks;
 
+public sealed class SingleTokenTests_OnEmulator_NeedsGxx : SingleTokenChecks;
+
 /// <summary>The tests that use emulated device 1 (tensor-parallel rank 1), run one at a time.</summary>
 internal static class EmulatedDeviceOne
 {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Kiln.Kernels.Cuda.Device;
+using Kiln.Kernels.Cuda.Model;
 using Kiln.Kernels.Cuda.Native;
 
 namespace Kiln.Kernels.Cuda.Tests;
@@ -28,17 +29,18 @@ public sealed class NoGpuTests
         Assert.StartsWith("// ---- Kiln.Kernels.common.cuh", source, StringComparison.Ordinal);
         foreach (string name in KernelModule.KernelNames)
         {
-            // Declared directly, or through gemv.cu's GEMV_KERNEL(name, ...), GEMV_FUSED_KERNEL(name, ...) and, for the f16
-            // and Q8 products, GEMV_COMPACT_FORMAT(suffix, ...) macros.
-            if (name.EndsWith("_f16", StringComparison.Ordinal) || name.EndsWith("_q8", StringComparison.Ordinal) || name.Contains("_f16_", StringComparison.Ordinal) || name.Contains("_q8_", StringComparison.Ordinal))
+            // gemv.cu builds its products through macros (GEMV_KERNEL, GEMV_FUSED_KERNEL, GEMV_ROPE_KERNEL and, for the f16
+            // and Q8 products, GEMV_COMPACT_FORMAT), each with its one-token form NAME_t1.
+            string product = name.EndsWith("_t1", StringComparison.Ordinal) ? name[..^3] : name;
+            if (GemvVariant.Products.Contains(product))
             {
-                string suffix = name.Contains("q8", StringComparison.Ordinal) ? "q8" : "f16";
-                Assert.Contains($"GEMV_COMPACT_FORMAT({suffix}, ", source, StringComparison.Ordinal);
-                Assert.Contains(name, KernelModule.CompactKernels(suffix));
+                Assert.Equal(name, product == name ? name : GemvVariant.ForTokens(product, 1));
+                string suffix = product.Contains("_q8", StringComparison.Ordinal) ? "q8" : product.Contains("_f16", StringComparison.Ordinal) ? "f16" : "";
+                Assert.Matches(suffix.Length > 0 ? $@"GEMV_COMPACT_FORMAT\({suffix}, |GEMV_ROPE_KERNEL\({product}," : $@"GEMV_(FUSED_|ROPE_)?KERNEL\({product},", source);
                 continue;
             }
 
-            Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(|GEMV_(FUSED_)?KERNEL\({name},", source);
+            Assert.Matches($@"extern ""C"" __global__ void (__launch_bounds__\([^)]*\)\s+)?{name}\(", source);
         }
     }
 

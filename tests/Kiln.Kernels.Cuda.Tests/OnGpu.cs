@@ -10,3 +10,5 @@ public sealed class ForwardTests_NeedsGpu : ForwardChecks;
 public sealed class SamplingTests_NeedsGpu : SamplingChecks;
 
 public sealed class FusedGemvTests_NeedsGpu : FusedGemvChecks;
+
+public sealed class SingleTokenTests_NeedsGpu : SingleTokenChecks;

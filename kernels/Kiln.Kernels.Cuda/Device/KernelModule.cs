@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Kiln.Kernels.Cuda.Model;
 using Kiln.Kernels.Cuda.Native;
 
 namespace Kiln.Kernels.Cuda.Device;
@@ -58,14 +59,9 @@ public sealed unsafe class KernelModule : IDisposable
     public static IReadOnlyList<string> KernelNames { get; } =
     [
         "embed_tokens", "embed_tokens_compact", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
-        "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "gemv_bf16", "gemv_bf16_u8", "gemv_bf16_r2", "gemv_bf16_r4", "gemv_bf16_b128",
-        "gemv_norm_rope", "gemv_add", "gemv_norm_swiglu", "argmax_rows", "sample_rows",
-        .. CompactKernels("f16"), .. CompactKernels("q8"),
+        "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "argmax_rows", "sample_rows",
+        .. GemvVariant.Products, .. GemvVariant.Products.Select(p => GemvVariant.ForTokens(p, 1)),
     ];
-
-    /// <summary>The products gemv.cu builds for a compact weight format (GEMV_COMPACT_FORMAT, GEMV_ROPE_KERNEL).</summary>
-    internal static IEnumerable<string> CompactKernels(string suffix) =>
-        [$"gemv_{suffix}", $"gemv_{suffix}_r2", $"gemv_{suffix}_r4", $"gemv_norm_rope_{suffix}", $"gemv_add_{suffix}", $"gemv_norm_swiglu_{suffix}"];
 
     /// <summary>How long compiling (or reading the cached cubin) took.</summary>
     public TimeSpan CompileTime { get; }

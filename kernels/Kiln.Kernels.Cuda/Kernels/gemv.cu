@@ -131,7 +131,7 @@ __device__ __forceinline__ void rope_store(float* y, const float* bias, const Ro
     cache[b - first] = float_to_bf16(v1);
 }
 
-template <int UNROLL, int ROWS, int INPUT, int OUTPUT, int WEIGHTS = GEMV_W_BF16>
+template <int UNROLL, int ROWS, int INPUT, int OUTPUT, int WEIGHTS = GEMV_W_BF16, int TOKENS = GEMV_MAX_TOKENS>
 __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __restrict__ w, const void* __restrict__ x,
                                           const float* __restrict__ bias, const float* __restrict__ norm_weight, float eps,
                                           int rows, int cols, int tokens, const float* __restrict__ scales = 0,
@@ -157,10 +157,10 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
         wr[r] = (const V*)w + (usize)row * vectors;
         sr[r] = WEIGHTS == GEMV_W_Q8 ? scales + (usize)row * (cols >> 5) : 0;
     }
-    float acc[ROWS][GEMV_MAX_TOKENS];
-    float squares[GEMV_MAX_TOKENS];
+    float acc[ROWS][TOKENS];
+    float squares[TOKENS];
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++)
+    for (int t = 0; t < TOKENS; t++)
     {
         squares[t] = 0.0f;
 #pragma unroll
@@ -183,7 +183,7 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
             float gf[8];
             if (INPUT == GEMV_NORMED) load8(norm_weight + (usize)c * 8, gf);
 #pragma unroll
-            for (int t = 0; t < GEMV_MAX_TOKENS; t++)
+            for (int t = 0; t < TOKENS; t++)
             {
                 if (t < tokens)
                 {
@@ -218,7 +218,7 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
     }
 
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++)
+    for (int t = 0; t < TOKENS; t++)
     {
         if (t < tokens)
         {
@@ -252,14 +252,22 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
     }
 }
 
+// Every product below is built twice: NAME for up to GEMV_MAX_TOKENS tokens, and NAME_t1 for exactly one (decode
+// at batch 1), whose accumulators are one token wide. The registers that frees hold more weight loads in flight (or
+// more warps), which is what a matrix-vector product at one token is bound by. The host picks by the step's tokens
+// (GemvVariant.ForTokens).
+
 // The plain products: name, threads a block, loads in flight per row, rows a warp (see GemvVariant on the host).
-#define GEMV_KERNEL(NAME, THREADS, UNROLL, ROWS)                                                                         \
+#define GEMV_KERNEL_T(NAME, THREADS, UNROLL, ROWS, TOKENS)                                                               \
     extern "C" __global__ void __launch_bounds__(THREADS)                                                              \
     NAME(float* __restrict__ y, const bf16* __restrict__ w, const bf16* __restrict__ x, const float* __restrict__ bias, \
          int rows, int cols, int tokens)                                                                              \
     {                                                                                                                 \
-        gemv_rows<UNROLL, ROWS, GEMV_BF16, GEMV_STORE>(y, w, x, bias, 0, 0.0f, rows, cols, tokens);                   \
+        gemv_rows<UNROLL, ROWS, GEMV_BF16, GEMV_STORE, GEMV_W_BF16, TOKENS>(y, w, x, bias, 0, 0.0f, rows, cols, tokens); \
     }
+#define GEMV_KERNEL(NAME, THREADS, UNROLL, ROWS)                                                                         \
+    GEMV_KERNEL_T(NAME, THREADS, UNROLL, ROWS, GEMV_MAX_TOKENS)                                                        \
+    GEMV_KERNEL_T(NAME##_t1, THREADS, UNROLL, ROWS, 1)
 
 GEMV_KERNEL(gemv_bf16, 256, 4, 1)
 GEMV_KERNEL(gemv_bf16_u8, 256, 8, 1)
@@ -269,20 +277,23 @@ GEMV_KERNEL(gemv_bf16_b128, 128, 4, 1)
 
 // The fused products of a decode layer (CudaRunnerOptions.FusedSmallBatch): y, w, x, bias, then the RMSNorm weights
 // and epsilon where the input is normalised here (else 0), rows (outputs), cols, tokens.
-#define GEMV_FUSED_KERNEL(NAME, ROWS, INPUT, OUTPUT)                                                                     \
+#define GEMV_FUSED_KERNEL_T(NAME, ROWS, INPUT, OUTPUT, TOKENS)                                                           \
     extern "C" __global__ void __launch_bounds__(256)                                                                  \
     NAME(void* __restrict__ y, const bf16* __restrict__ w, const void* __restrict__ x, const float* __restrict__ bias,  \
          const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens)                             \
     {                                                                                                                 \
-        gemv_rows<4, ROWS, INPUT, OUTPUT>(y, w, x, bias, norm_weight, eps, rows, cols, tokens);                       \
+        gemv_rows<4, ROWS, INPUT, OUTPUT, GEMV_W_BF16, TOKENS>(y, w, x, bias, norm_weight, eps, rows, cols, tokens);  \
     }
+#define GEMV_FUSED_KERNEL(NAME, ROWS, INPUT, OUTPUT)                                                                     \
+    GEMV_FUSED_KERNEL_T(NAME, ROWS, INPUT, OUTPUT, GEMV_MAX_TOKENS)                                                    \
+    GEMV_FUSED_KERNEL_T(NAME##_t1, ROWS, INPUT, OUTPUT, 1)
 
 GEMV_FUSED_KERNEL(gemv_add, 1, GEMV_BF16, GEMV_ADD)
 GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
 
 // The fused QKV product with RoPE and the cache writes (GEMV_ROPE), in every weight format: the fused signature with
 // rows = the whole QKV output, the Q8 scales (0 otherwise), then rope_write_kv's arguments. One warp a row pair.
-#define GEMV_ROPE_KERNEL(NAME, WEIGHTS)                                                                                  \
+#define GEMV_ROPE_KERNEL_T(NAME, WEIGHTS, TOKENS)                                                                        \
     extern "C" __global__ void __launch_bounds__(256)                                                                  \
     NAME(float* __restrict__ qkv, const void* __restrict__ w, const float* __restrict__ x, const float* __restrict__ bias, \
          const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens, const float* __restrict__ scales, \
@@ -290,21 +301,27 @@ GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
          const int* __restrict__ slots, const double* __restrict__ inv_freq, int q_heads, int kv_heads, int half_split) \
     {                                                                                                                 \
         RopeTarget rope = {k_cache, v_cache, positions, slots, inv_freq, q_heads, kv_heads, half_split};              \
-        gemv_rows<4, 2, GEMV_NORMED, GEMV_ROPE, WEIGHTS>(qkv, w, x, bias, norm_weight, eps, rows, cols, tokens, scales, rope); \
+        gemv_rows<4, 2, GEMV_NORMED, GEMV_ROPE, WEIGHTS, TOKENS>(qkv, w, x, bias, norm_weight, eps, rows, cols, tokens, scales, rope); \
     }
+#define GEMV_ROPE_KERNEL(NAME, WEIGHTS)                                                                                  \
+    GEMV_ROPE_KERNEL_T(NAME, WEIGHTS, GEMV_MAX_TOKENS)                                                                 \
+    GEMV_ROPE_KERNEL_T(NAME##_t1, WEIGHTS, 1)
 
 GEMV_ROPE_KERNEL(gemv_norm_rope, GEMV_W_BF16)
 GEMV_ROPE_KERNEL(gemv_norm_rope_f16, GEMV_W_F16)
 GEMV_ROPE_KERNEL(gemv_norm_rope_q8, GEMV_W_Q8)
 
 // Every product over f16 or Q8 weights, plain and fused: the fused signature, then the Q8 scales (0 for f16).
-#define GEMV_COMPACT_KERNEL(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS)                                                  \
+#define GEMV_COMPACT_KERNEL_T(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS, TOKENS)                                        \
     extern "C" __global__ void __launch_bounds__(256)                                                                  \
     NAME(void* __restrict__ y, const void* __restrict__ w, const void* __restrict__ x, const float* __restrict__ bias,  \
          const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens, const float* __restrict__ scales) \
     {                                                                                                                 \
-        gemv_rows<UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS>(y, w, x, bias, norm_weight, eps, rows, cols, tokens, scales);  \
+        gemv_rows<UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS, TOKENS>(y, w, x, bias, norm_weight, eps, rows, cols, tokens, scales); \
     }
+#define GEMV_COMPACT_KERNEL(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS)                                                  \
+    GEMV_COMPACT_KERNEL_T(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS, GEMV_MAX_TOKENS)                                 \
+    GEMV_COMPACT_KERNEL_T(NAME##_t1, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS, 1)
 
 #define GEMV_COMPACT_FORMAT(SUFFIX, WEIGHTS)                                                                             \
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX, 4, 1, GEMV_BF16, GEMV_STORE, WEIGHTS)                                           \

@@ -179,7 +179,7 @@ public sealed unsafe partial class CudaModelRunner
             {
                 // RMSNorm, the QKV product, RoPE and the cache writes in one kernel (gemv.cu, GEMV_ROPE).
                 var qkv = w.QueryKeyValue;
-                Launch(GemvVariant.ForFormat("gemv_norm_rope", qkv.Format), (uint)(((qkvRows / 2) + 7) / 8), 1, 256,
+                Launch(GemvVariant.ForTokens(GemvVariant.ForFormat("gemv_norm_rope", qkv.Format), tokens), (uint)(((qkvRows / 2) + 7) / 8), 1, 256,
                     [_qkv.Pointer, qkv.Data.Pointer, _x.Pointer, w.QueryKeyValueBias?.Pointer ?? 0, w.AttentionNorm.Pointer, eps,
                      KernelModule.Int(qkvRows), hidden, KernelModule.Int(tokens), qkv.ScalesPointer,
                      kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
@@ -243,7 +243,7 @@ public sealed unsafe partial class CudaModelRunner
             KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer,
         ];
         bool compact = weight.Format != WeightFormat.Bf16;
-        Launch(GemvVariant.ForFormat(kernel, weight.Format), (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
+        Launch(GemvVariant.ForTokens(GemvVariant.ForFormat(kernel, weight.Format), tokens), (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
     }
 
     /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the weight [out x in], transposed, plus bias.</summary>
@@ -255,13 +255,13 @@ public sealed unsafe partial class CudaModelRunner
             var gemv = GemvVariant.For(outFeatures, inFeatures);
             if (weight.Format == WeightFormat.Bf16)
             {
-                Launch(gemv.Kernel, gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
+                Launch(GemvVariant.ForTokens(gemv.Kernel, tokens), gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
                     [y.Pointer, weight.Data.Pointer, x.Pointer, biasPointer, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens)],
                     (outFeatures, inFeatures));
             }
             else
             {
-                Launch(gemv.CompactKernel(weight.Format), gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
+                Launch(GemvVariant.ForTokens(gemv.CompactKernel(weight.Format), tokens), gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,
                     [y.Pointer, weight.Data.Pointer, x.Pointer, biasPointer, 0, 0, KernelModule.Int(outFeatures), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer],
                     (outFeatures, inFeatures));
             }

@@ -21,7 +21,30 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
 
     public int RowsPerBlock => Threads / 32 * RowsPerWarp;
 
-    /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_q8, ...</summary>
+    /// <summary>
+    /// Every product gemv.cu builds: the plain bf16 variants, the fused ones, and both in f16 and Q8. Each is also built
+    /// for exactly one token (<see cref="ForTokens"/>).
+    /// </summary>
+    public static IReadOnlyList<string> Products { get; } =
+    [
+        .. All.Select(v => v.Kernel), "gemv_norm_rope", "gemv_add", "gemv_norm_swiglu", .. CompactProducts("f16"), .. CompactProducts("q8"),
+    ];
+
+    /// <summary>
+    /// The product to launch for a step of <paramref name="tokens"/> tokens: at one token its _t1 form, whose
+    /// accumulators are one token wide (the registers freed keep more weight loads in flight); else the kernel itself.
+    /// </summary>
+    public static string ForTokens(string kernel, int tokens) =>
+        tokens != 1 ? kernel
+        : SingleTokenNames.TryGetValue(kernel, out string? name) ? name
+        : throw new NotSupportedException($"{kernel} is not one of gemv.cu's products");
+
+    private static readonly Dictionary<string, string> SingleTokenNames = Products.ToDictionary(p => p, p => p + "_t1");
+
+    private static IEnumerable<string> CompactProducts(string suffix) =>
+        [$"gemv_{suffix}", $"gemv_{suffix}_r2", $"gemv_{suffix}_r4", $"gemv_norm_rope_{suffix}", $"gemv_add_{suffix}", $"gemv_norm_swiglu_{suffix}"];
+
+    /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_rope_q8, ...</summary>
     public static string Suffix(WeightFormat format) => format == WeightFormat.Q8 ? "q8" : "f16";
 
     /// <summary>This variant's kernel over f16 or Q8 weights (one, two and four rows a warp are built for them).</summary>
