@@ -1,7 +1,9 @@
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
 using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Loading;
+using Kiln.Runtime.Models;
 
 namespace Kiln.Kernels.Cuda;
 
@@ -32,4 +34,45 @@ public static class CudaBackend
 
         return new TensorParallelCudaRunner(model, tensorParallelSize, options);
     }
+
+    /// <summary>
+    /// Compiles the kernels a model needs on GPUs of the given compute capabilities (90 for sm_90) into the kernel
+    /// cache, without a GPU: only NVRTC is needed. A runner started later with the same cache (KILN_CUDA_CACHE)
+    /// then loads them instead of compiling at warm-up, which is what a pod scaled up from zero wants.
+    /// </summary>
+    public static IReadOnlyList<AheadOfTimeKernels> CompileKernelsAhead(ModelConfig config, IReadOnlyList<int> architectures, int tensorParallelSize = 1, string? cacheDirectory = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tensorParallelSize);
+        WeightSharding.Check(config, tensorParallelSize);
+        var (headDim, gqaGroup) = KernelModule.ShapeFor(WeightSharding.RankConfig(config, tensorParallelSize));
+        string directory = cacheDirectory ?? KernelCompiler.DefaultCacheDirectory();
+        string source = KernelCompiler.Source();
+        var built = new List<AheadOfTimeKernels>();
+        foreach (int architecture in architectures.Distinct())
+        {
+            if (architecture < 70)
+            {
+                throw new ArgumentOutOfRangeException(nameof(architectures), architecture, "Kiln's kernels need compute capability 7.0 (sm_70) or later");
+            }
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            byte[] cubin;
+            bool fromCache;
+            try
+            {
+                cubin = KernelCompiler.Compile(source, architecture, KernelModule.Defines(headDim, gqaGroup), directory, out fromCache);
+            }
+            catch (DllNotFoundException e)
+            {
+                throw new Native.CudaUnavailableException("compiling kernels ahead needs NVRTC (libnvrtc.so.13 or .12, found on the loader path, under /usr/local/cuda, CUDA_PATH or KILN_CUDA_LIB), though no GPU; it was not found", e);
+            }
+
+            built.Add(new AheadOfTimeKernels(architecture, headDim, gqaGroup, cubin.Length, fromCache, clock.Elapsed, directory));
+        }
+
+        return built;
+    }
 }
+
+/// <summary>One module compiled ahead of time: for sm_<paramref name="Architecture"/>, a head size and an attention group.</summary>
+public sealed record AheadOfTimeKernels(int Architecture, int HeadDim, int GqaGroup, int Bytes, bool FromCache, TimeSpan Time, string CacheDirectory);

@@ -8,6 +8,7 @@ var root = new RootCommand("kiln: run LLMs on Kiln's warm-resident engine. With 
     LogitsCommand.Create(),
     TokenizeCommand.Create(),
     DetokenizeCommand.Create(),
+    KernelsCommand.Create(),
 };
 
 try

@@ -15,6 +15,8 @@ public sealed class FusedGemvTests_OnEmulator_NeedsGxx : FusedGemvChecks;
 
 public sealed class SingleTokenTests_OnEmulator_NeedsGxx : SingleTokenChecks;
 
+public sealed class AheadOfTimeTests_OnEmulator_NeedsGxx : AheadOfTimeChecks;
+
 /// <summary>The tests that use emulated device 1 (tensor-parallel rank 1), run one at a time.</summary>
 internal static class EmulatedDeviceOne
 {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Kiln.Kernels.Cuda.Model;
 using Kiln.Kernels.Cuda.Native;
+using Kiln.Runtime.Models;
 
 namespace Kiln.Kernels.Cuda.Device;
 
@@ -29,7 +30,7 @@ public sealed unsafe class KernelModule : IDisposable
         _gqaGroup = gqaGroup;
         device.MakeCurrent();
         var clock = Stopwatch.StartNew();
-        byte[] cubin = KernelCompiler.Compile(KernelCompiler.Source(), device.ComputeCapability, [$"HEAD_DIM={headDim}", $"GQA_GROUP={gqaGroup}"], cacheDirectory ?? KernelCompiler.DefaultCacheDirectory(), out bool cached);
+        byte[] cubin = KernelCompiler.Compile(KernelCompiler.Source(), device.ComputeCapability, Defines(headDim, gqaGroup), cacheDirectory ?? KernelCompiler.DefaultCacheDirectory(), out bool cached);
         CompileTime = clock.Elapsed;
         FromCache = cached;
         fixed (byte* image = cubin)
@@ -45,6 +46,13 @@ public sealed unsafe class KernelModule : IDisposable
     }
 
     public int GqaGroup => _gqaGroup;
+
+    /// <summary>The compile-time constants of a module: part of its cache key, so ahead-of-time builds must use these.</summary>
+    internal static string[] Defines(int headDim, int gqaGroup) => [$"HEAD_DIM={headDim}", $"GQA_GROUP={gqaGroup}"];
+
+    /// <summary>The head size and attention group a runner for <paramref name="config"/> (one rank's, under tensor parallelism) compiles its kernels for.</summary>
+    public static (int HeadDim, int GqaGroup) ShapeFor(ModelConfig config) =>
+        (config.HeadDim, AttentionGroup(config.HeadCount, config.KvHeadCount, config.HeadDim));
 
     /// <summary>
     /// Query heads one attention block serves together: the model's whole GQA group when its scores and partial

@@ -74,7 +74,8 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         CuBlas.Check(CuBlas.cublasSetStream(_blas, _stream));
         _workspace = new DeviceBuffer(64L << 20); // set before any capture: cuBLAS must not allocate inside a graph
         CuBlas.Check(CuBlas.cublasSetWorkspace(_blas, _workspace.Pointer, (nuint)_workspace.Bytes));
-        _kernels = new KernelModule(_device, config.HeadDim, options.KernelCacheDirectory, KernelModule.AttentionGroup(config.HeadCount, config.KvHeadCount, config.HeadDim));
+        var (headDim, gqaGroup) = KernelModule.ShapeFor(config);
+        _kernels = new KernelModule(_device, headDim, options.KernelCacheDirectory, gqaGroup);
         _weights = weights(_kernels, _stream);
         _kernels.ProgrammaticLaunch = options.ProgrammaticLaunch && _device.ComputeCapability >= 90;
         long largestCompact = _weights.CompactMatrices().Select(m => (long)m.Rows * m.Columns).DefaultIfEmpty(0).Max();

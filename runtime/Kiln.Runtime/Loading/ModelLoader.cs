@@ -1,4 +1,6 @@
 using Kiln.Runtime.Formats;
+using Kiln.Runtime.Formats.Gguf;
+using Kiln.Runtime.Models;
 
 namespace Kiln.Runtime.Loading;
 
@@ -33,6 +35,38 @@ public static class ModelLoader
         }
 
         throw new ModelFormatException(path, "not a GGUF file (bad magic) and not a Hugging Face model directory");
+    }
+
+    /// <summary>
+    /// The configuration alone, without mapping any weights: from a Hugging Face directory or its config.json (which
+    /// may stand alone), a GGUF file's metadata, or the demo model's. For tools that size things for a model, such as
+    /// compiling its GPU kernels ahead of time.
+    /// </summary>
+    public static ModelConfig ReadConfig(string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path) || path == DemoModel.SourceName)
+        {
+            return DemoModel.Config;
+        }
+
+        string configJson = Directory.Exists(path) ? Path.Combine(path, "config.json") : path;
+        if (Path.GetFileName(configJson) == "config.json" && File.Exists(configJson))
+        {
+            return HuggingFaceConfig.Read(configJson).Config;
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{path}: no such model file or directory (a Hugging Face directory, its config.json, or a GGUF file)", path);
+        }
+
+        if (!IsGguf(path))
+        {
+            throw new ModelFormatException(path, "not a GGUF file (bad magic) and not a Hugging Face config.json");
+        }
+
+        using var file = GgufFile.Open(path);
+        return GgufLoader.ReadConfig(file);
     }
 
     private static bool IsGguf(string path)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Kernels.Cuda;
 
 namespace Kiln.Tests.Cli;
@@ -20,7 +19,7 @@ public sealed class CliDeviceTests
             return;
         }
 
-        var (exitCode, stdout, stderr) = await RunAsync([.. arguments, "--device", "cuda"]);
+        var (exitCode, stdout, stderr) = await KilnProcess.RunAsync([.. arguments, "--device", "cuda"]);
 
         Assert.NotEqual(0, exitCode);
         Assert.Equal(string.Empty, stdout);
@@ -33,45 +32,12 @@ public sealed class CliDeviceTests
     [Fact]
     public async Task UnknownDevice_IsRefusedWithTheChoices()
     {
-        var (exitCode, stdout, stderr) = await RunAsync(["generate", "--prompt", "hi", "--device", "banana"]);
+        var (exitCode, stdout, stderr) = await KilnProcess.RunAsync(["generate", "--prompt", "hi", "--device", "banana"]);
 
         Assert.NotEqual(0, exitCode);
         Assert.DoesNotContain("hi", stdout.Split('\n')[0], StringComparison.Ordinal); // nothing was generated
         Assert.Contains("'banana'", stderr, StringComparison.Ordinal);
         Assert.Contains("'cpu'", stderr, StringComparison.Ordinal);
         Assert.Contains("'cuda'", stderr, StringComparison.Ordinal);
-    }
-
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string[] arguments)
-    {
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var psi = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kiln.dll"));
-        foreach (string argument in arguments)
-        {
-            psi.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start kiln");
-        var stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        timeout.CancelAfter(TimeSpan.FromMinutes(1));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -1,0 +1,55 @@
+using Kiln.Kernels.Cuda;
+using Kiln.Tests.Numerics;
+
+namespace Kiln.Tests.Cli;
+
+/// <summary>
+/// <c>kiln kernels</c> run as a user runs it: with NVRTC it fills the cache; without (every CI machine) it says in
+/// one line that NVRTC is what it needs, writing nothing. Bad targets are refused by name. (The cache key a runner
+/// then finds is checked on the CUDA emulator, AheadOfTimeChecks.)
+/// </summary>
+public sealed class CliKernelsTests
+{
+    [Fact]
+    public async Task Kernels_FillTheCache_OrSayThatNvrtcIsWhatTheyNeed()
+    {
+        using var cache = new TempDirectory();
+        var (exitCode, stdout, stderr) = await KilnProcess.RunAsync(["kernels", "--arch", "sm_90", "--cache", cache.Path]);
+
+        if (exitCode == 0)
+        {
+            Assert.StartsWith("sm_90, head size 32, attention group 2: compiled", stdout, StringComparison.Ordinal); // the demo model
+            Assert.Single(Directory.GetFiles(cache.Path, "kiln-sm90-*.cubin"));
+            return;
+        }
+
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("kiln: error: compiling kernels ahead needs NVRTC", line, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(cache.Path));
+    }
+
+    [Theory]
+    [InlineData("9x")]
+    [InlineData("60")]
+    public async Task Kernels_RefuseATargetThatIsNotACapabilityTheyRunOn(string architecture)
+    {
+        var (exitCode, _, stderr) = await KilnProcess.RunAsync(["kernels", "--arch", architecture]);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains($"--arch: '{architecture}' is not a compute capability", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kernels_WithoutATargetOrAGpu_AskForOne()
+    {
+        if (CudaBackend.UnavailableReason is null)
+        {
+            Assert.Skip("this machine has a GPU: kiln kernels compiles for it");
+        }
+
+        var (exitCode, _, stderr) = await KilnProcess.RunAsync(["kernels"]);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("name the targets, e.g. --arch 90", stderr, StringComparison.Ordinal);
+    }
+}
