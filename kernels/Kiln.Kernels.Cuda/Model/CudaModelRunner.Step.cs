@@ -202,9 +202,9 @@ public sealed unsafe partial class CudaModelRunner
                  KernelModule.Float(1f / MathF.Sqrt(c.HeadDim))]);
             if (fused)
             {
-                FusedLinear("gemv_add", _x, w.Output, _attended, null, null, c.HiddenSize, c.QueryDim, tokens);
+                IntoStream(w.Output, _attended, c.QueryDim, tokens);
                 FusedLinear("gemv_norm_swiglu", _activated, w.GateUp, _x, null, w.FeedForwardNorm, c.IntermediateSize, c.HiddenSize, tokens);
-                FusedLinear("gemv_add", _x, w.Down, _activated, null, null, c.HiddenSize, c.IntermediateSize, tokens);
+                IntoStream(w.Down, _activated, c.IntermediateSize, tokens);
                 continue;
             }
 
@@ -226,8 +226,27 @@ public sealed unsafe partial class CudaModelRunner
 
     /// <summary>Whether a step of <paramref name="tokens"/> runs the fused five-kernel layers (<see cref="CudaRunnerOptions.FusedSmallBatch"/>).</summary>
     private bool FusesLayers(int tokens) =>
-        (_fusedOverride ?? _options.FusedSmallBatch) && _communicator is null && tokens <= GemvMaxTokens &&
+        (_fusedOverride ?? _options.FusedSmallBatch) && tokens <= GemvMaxTokens &&
         Config.HiddenSize % 8 == 0 && Config.QueryDim % 8 == 0 && Config.IntermediateSize % 8 == 0;
+
+    /// <summary>
+    /// A fused layer's output or down product joins the residual stream x. On one GPU it is added in place. Under
+    /// tensor parallelism each rank holds a partial sum: rank 0 adds its part to x, the others store theirs over
+    /// their copy of x, and the all-reduce leaves x plus every part on every rank.
+    /// </summary>
+    private void IntoStream(DeviceMatrix weight, DeviceBuffer input, int inFeatures, int tokens)
+    {
+        if (_communicator is null || _communicator.Rank == 0)
+        {
+            FusedLinear("gemv_add", _x, weight, input, null, null, Config.HiddenSize, inFeatures, tokens);
+        }
+        else
+        {
+            Linear(_x, weight, input, null, Config.HiddenSize, inFeatures, tokens);
+        }
+
+        AllReduce(_x, (long)tokens * Config.HiddenSize);
+    }
 
     /// <summary>
     /// One of gemv.cu's fused products: <paramref name="norm"/> given, x is the float32 residual stream, normalised

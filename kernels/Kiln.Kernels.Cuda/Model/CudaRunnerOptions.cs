@@ -27,7 +27,8 @@ public sealed record CudaRunnerOptions
     /// <summary>
     /// At up to 8 tokens a step (decode), run each layer in five kernels instead of nine: the RMSNorms inside the
     /// products that follow them, RoPE and the cache writes inside the QKV product, the residual adds inside the
-    /// output and down products, SwiGLU inside the gate/up product. Single-GPU only: a tensor-parallel rank must all-reduce its partial outputs before they join the stream.
+    /// output and down products, SwiGLU inside the gate/up product. Under tensor parallelism rank 0 adds its partial
+    /// outputs into the stream, the other ranks store theirs over it, and the all-reduce sums them.
     /// </summary>
     public bool FusedSmallBatch { get; init; } = true;
 

@@ -57,6 +57,9 @@ public sealed class TensorParallelCudaRunner : IModelRunner
 
     public int TensorParallelSize => _ranks.Length;
 
+    /// <summary>One rank's runner (for tests and profiling).</summary>
+    internal CudaModelRunner Rank(int rank) => _ranks[rank];
+
     /// <summary>Per GPU: each rank holds 1/t of the KV heads, so a block costs each GPU 1/t of the full size.</summary>
     public long KvBlockBytes(int blockSize) => _ranks[0].KvBlockBytes(blockSize);
 

@@ -105,15 +105,26 @@ public abstract class ForwardChecks
         int Next() => random.Next(Small.VocabSize);
 
         // A prefill of two prompts (cuBLAS, one all-reduce after attention and one after the MLP on each rank), then
-        // decodes replayed from each rank's CUDA graph, all-reduces included.
+        // decodes replayed from each rank's CUDA graph, all-reduces included: the fused layers, where rank 0 adds its
+        // partial outputs into the stream and rank 1 stores its own over it before the all-reduce.
         Compare(cpu, group, cpuCache, groupCache, [.. Enumerable.Range(0, 18).Select(_ => Next())], [.. Enumerable.Range(0, 11), .. Enumerable.Range(0, 7)], [0, 1], [11, 7]);
         for (int step = 0; step < 3; step++)
         {
             Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [11 + step, 7 + step], [0, 1], [1, 1]);
         }
 
+        // One rank's launches of a decode step: the fused layers ran on the group.
+        using var profiler = new KernelProfiler();
+        group.Rank(1).Profiler = profiler;
+        Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [14, 10], [0, 1], [1, 1]);
+        group.Rank(1).Profiler = null;
+        var launched = profiler.Collect().Select(p => p.Name.Split(' ')[0]).ToHashSet();
+        Assert.Contains("gemv_norm_rope", launched);
+        Assert.DoesNotContain("rope_write_kv", launched);
+        Assert.DoesNotContain("gemv_add", launched); // rank 1 stores its partial sums; rank 0 adds
+
         // A step whose tokens rank 0 draws on its GPU: greedy, so they must be the CPU's argmax up to bf16 noise.
-        int[] ids = [Next(), Next()], positions = [14, 10], rows = [0, 1], lengths = [1, 1];
+        int[] ids = [Next(), Next()], positions = [15, 11], rows = [0, 1], lengths = [1, 1];
         var expected = new float[2 * Small.VocabSize];
         cpu.Forward(new ForwardBatch(ids, positions, rows, lengths), (PagedKvCache)cpuCache, expected);
         var drawn = new int[2];
