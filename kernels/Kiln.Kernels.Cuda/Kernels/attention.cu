@@ -54,7 +54,6 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
                 const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_rows, const int* __restrict__ positions,
                 int q_heads, int kv_heads, int block_size, float scale)
 {
-    after_previous_kernel();
     __shared__ float q_shared[GQA_GROUP][HEAD_DIM];
     __shared__ float partial[ATTN_WARPS][GQA_GROUP][HEAD_DIM];
     __shared__ float partial_max[ATTN_WARPS][GQA_GROUP];
@@ -67,14 +66,21 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
     int lane = threadIdx.x & 31;
     int kv_dim = kv_heads * HEAD_DIM;
 
+    // The step's own arrays (positions, block tables) were copied from the host before the step, so they are read
+    // before waiting for the previous kernel: the slot of this lane's key in the warp's first chunk is known when the
+    // fresh queries are (a decode over up to 8 x 32 positions has only that chunk).
+    const int* table = block_tables + (usize)token_rows[t] * table_stride;
+    int length = positions[t] + 1;
+    int first_j = warp * 32 + lane;
+    int first_slot = first_j < length ? table[first_j / block_size] * block_size + first_j % block_size : 0;
+    after_previous_kernel();
+
     const float* q = qkv + (usize)t * (q_heads + 2 * kv_heads) * HEAD_DIM + first_head * HEAD_DIM;
     for (int d = threadIdx.x; d < GQA_GROUP * HEAD_DIM; d += blockDim.x) q_shared[d / HEAD_DIM][d % HEAD_DIM] = q[d] * scale;
     __syncthreads();
 
-    const int* table = block_tables + (usize)token_rows[t] * table_stride;
     const bf16* k_head = k_cache + kvh * HEAD_DIM;
     const bf16* v_lane = v_cache + kvh * HEAD_DIM + lane * DIMS_PER_LANE;
-    int length = positions[t] + 1;
     float running_max[GQA_GROUP];
     float running_sum[GQA_GROUP];
     float acc[GQA_GROUP][DIMS_PER_LANE];
@@ -96,7 +102,7 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
         int slot = 0;
         if (j < length)
         {
-            slot = table[j / block_size] * block_size + j % block_size;
+            slot = j == first_j ? first_slot : table[j / block_size] * block_size + j % block_size;
             const uint4* k = (const uint4*)(k_head + (usize)slot * kv_dim);
 #pragma unroll
             for (int g = 0; g < GQA_GROUP; g++) score[g] = 0.0f;

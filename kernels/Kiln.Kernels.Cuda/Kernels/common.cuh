@@ -36,9 +36,10 @@ __device__ __forceinline__ bf16 float_to_bf16(float f)
 }
 
 // Programmatic dependent launch (Hopper and later): a kernel launched with it may start while the previous kernel of
-// the stream is finishing. It calls wait_for_previous_kernel before it touches anything that kernel wrote (only
-// weights may be read before), then allow_next_kernel, so at most the next kernel starts early (its prologue
-// overlaps this one). Launched without the attribute, the wait returns at once.
+// the stream is finishing. Every kernel calls wait_for_previous_kernel before it writes anything or reads what an
+// earlier kernel wrote, then allow_next_kernel, so the next kernel's prologue overlaps this one. Before its wait a
+// kernel may read only what no kernel writes: weights, and the step's arrays, copied from the host before the step's
+// first kernel (which waits for that copy in full). Launched without the attribute, the wait returns at once.
 __device__ __forceinline__ void wait_for_previous_kernel()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
