@@ -47,6 +47,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) argmax_rows(int* __
     const float* row = logits + (usize)blockIdx.x * vocab;
     float value = -INFINITY;
     int index = 0x7fffffff;
+#pragma unroll 4
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
         if (row[i] > value) { value = row[i]; index = i; }
     block_argmax(value, index, values, indices, &best_value, &best_index);
@@ -59,13 +60,109 @@ __device__ __forceinline__ float uniform_open(unsigned long long seed, unsigned 
     return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 
+// The thresholds of top-k and top-p are searched 16 ways at a time: each pass over the row evaluates a tail
+// (count or probability mass of the logits whose key is at least t) at 15 points of the range left, so a 32-bit key
+// is found in 8 passes instead of 32. The result is the same as a binary search's: the largest key whose tail reaches
+// the target. Each pass's sums are reduced in a fixed order, so a seed draws the same token every time.
+#define SEARCH_WAYS 16
+#define SEARCH_POINTS (SEARCH_WAYS - 1)
+
+// Sums 16 values over a warp in 16 shuffles instead of 16 x 5: at each step a lane keeps half of its values and
+// sends the other half to its partner, which adds it to its own. Lane l ends with the warp's total of value
+// (l >> 1) & 15. The order of additions is fixed, so the totals are the same on every run.
+__device__ __forceinline__ float warp_sums16(float* v)
+{
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int width = 8, offset = 16; width >= 1; width >>= 1, offset >>= 1)
+    {
+        bool upper = (lane & offset) != 0;
+#pragma unroll
+        for (int i = 0; i < width; i++)
+        {
+            float send = upper ? v[i] : v[i + width];
+            float keep = upper ? v[i + width] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+        }
+    }
+    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+}
+
+// The tails at SEARCH_POINTS keys in one pass over the row: with MASS the sum of exp((x - max_logit) * inv_temp) over
+// the logits whose key is at or above the point (only those at or above floor count), else their number. partial
+// holds 32 x SEARCH_POINTS floats, totals SEARCH_POINTS; every thread gets the sums.
+template <bool MASS>
+__device__ __forceinline__ void tails(const float* row, int vocab, const unsigned int* points, float* sums, unsigned int floor, float max_logit,
+                      float inv_temp, float (*partial)[SEARCH_POINTS], float* totals)
+{
+    float v[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) v[j] = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+    {
+        float x = row[i];
+        unsigned int key = order_key(x);
+        float weight = 1.0f;
+        if (MASS)
+        {
+            if (key < floor) continue;
+            weight = expf((x - max_logit) * inv_temp);
+        }
+#pragma unroll
+        for (int j = 0; j < SEARCH_POINTS; j++) v[j] += key >= points[j] ? weight : 0.0f;
+    }
+    int lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
+    int warps = (blockDim.x + 31) >> 5;
+    float total = warp_sums16(v);
+    int j = (lane >> 1) & 15;
+    if ((lane & 1) == 0 && j < SEARCH_POINTS) partial[warp][j] = total;
+    __syncthreads();
+    if (warp < SEARCH_POINTS)
+    {
+        float w = warp_sum(lane < warps ? partial[lane][warp] : 0.0f);
+        if (lane == 0) totals[warp] = w;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < SEARCH_POINTS; p++) sums[p] = totals[p];
+    __syncthreads(); // the next pass may overwrite partial and totals
+}
+
+// The largest key in [lo, hi] whose tail (see tails) reaches target, given that lo's does.
+template <bool MASS>
+__device__ __forceinline__ unsigned int search_threshold(const float* row, int vocab, unsigned long long lo, unsigned long long hi, float target,
+                                         unsigned int floor, float max_logit, float inv_temp, float (*partial)[SEARCH_POINTS], float* totals)
+{
+    while (lo < hi)
+    {
+        unsigned int points[SEARCH_POINTS]; // 32 bits each: registers are scarce at 1024 threads
+        float sums[SEARCH_POINTS];
+#pragma unroll
+        for (int j = 0; j < SEARCH_POINTS; j++) points[j] = (unsigned int)(lo + ((hi - lo + 1) * (unsigned long long)(j + 1)) / SEARCH_WAYS);
+        tails<MASS>(row, vocab, points, sums, floor, max_logit, inv_temp, partial, totals);
+        unsigned long long new_lo = lo, new_hi = hi;
+#pragma unroll
+        for (int j = 0; j < SEARCH_POINTS; j++)
+        {
+            if (sums[j] >= target) new_lo = points[j] > new_lo ? points[j] : new_lo;
+            else if ((unsigned long long)points[j] - 1 < new_hi) new_hi = (unsigned long long)points[j] - 1;
+        }
+        lo = new_lo;
+        hi = new_hi;
+    }
+    return (unsigned int)lo;
+}
+
 // temperature <= 0 means greedy; top_k <= 0 or >= vocab keeps all; top_p >= 1 keeps all.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab, const float* __restrict__ temperature,
             const int* __restrict__ top_k, const float* __restrict__ top_p, const unsigned long long* __restrict__ seeds, unsigned long long step)
 {
     after_previous_kernel();
-    __shared__ float scratch[32];
+    __shared__ float partial[32][SEARCH_POINTS];
+    __shared__ float totals[SEARCH_POINTS];
     __shared__ float values[32];
     __shared__ int indices[32];
     __shared__ float best_value;
@@ -76,6 +173,7 @@ sample_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab, 
 
     float value = -INFINITY;
     int index = 0x7fffffff;
+#pragma unroll 4
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
         if (row[i] > value) { value = row[i]; index = i; }
     block_argmax(value, index, values, indices, &best_value, &best_index);
@@ -92,35 +190,20 @@ sample_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab, 
     int k = top_k[r];
     if (k > 0 && k < vocab)
     {
-        unsigned long long lo = 0ull, hi = 0xffffffffull;
-        while (lo < hi)
-        {
-            unsigned long long mid = lo + (hi - lo + 1) / 2;
-            float count = 0.0f;
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) count += order_key(row[i]) >= (unsigned int)mid ? 1.0f : 0.0f;
-            if (block_sum(count, scratch) >= (float)k) lo = mid; else hi = mid - 1;
-        }
-        threshold = (unsigned int)lo;
+        threshold = search_threshold<false>(row, vocab, 0ull, 0xffffffffull, (float)k, 0u, max_logit, inv_temp, partial, totals);
     }
 
     // Top-p over the survivors: the largest key whose tail holds at least p of their probability mass.
     float p = top_p[r];
     if (p < 1.0f)
     {
-        float mass = 0.0f;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-            if (order_key(row[i]) >= threshold) mass += expf((row[i] - max_logit) * inv_temp);
-        float total = block_sum(mass, scratch);
-        unsigned long long lo = threshold, hi = 0xffffffffull;
-        while (lo < hi)
-        {
-            unsigned long long mid = lo + (hi - lo + 1) / 2;
-            float tail = 0.0f;
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-                if (order_key(row[i]) >= (unsigned int)mid) tail += expf((row[i] - max_logit) * inv_temp);
-            if (block_sum(tail, scratch) >= p * total) lo = mid; else hi = mid - 1;
-        }
-        threshold = (unsigned int)lo;
+        // The survivors' whole mass, summed exactly as the search sums the tail at its lower end.
+        unsigned int at_threshold[SEARCH_POINTS];
+        float sums[SEARCH_POINTS];
+#pragma unroll
+        for (int j = 0; j < SEARCH_POINTS; j++) at_threshold[j] = threshold;
+        tails<true>(row, vocab, at_threshold, sums, threshold, max_logit, inv_temp, partial, totals);
+        threshold = search_threshold<true>(row, vocab, threshold, 0xffffffffull, p * sums[0], threshold, max_logit, inv_temp, partial, totals);
     }
 
     unsigned long long seed = seeds[r];

@@ -91,5 +91,19 @@ public abstract class SamplingChecks
         Assert.Equal(first, Draw(0));
         var steps = Enumerable.Range(1, 20).Select(s => Draw((ulong)s)[1]).ToHashSet();
         Assert.True(steps.Count > 1, "different steps must be able to draw different tokens");
+
+        // Row 1 keeps its top 50, then the head of those holding 95% of their mass (at temperature 1): on a wide row
+        // the thresholds' search runs every one of its passes, and every draw must land inside.
+        var row = logits.AsSpan(Vocab, Vocab).ToArray();
+        var top = Enumerable.Range(0, Vocab).OrderByDescending(i => row[i]).Take(50).ToArray();
+        var weights = top.Select(i => Math.Exp(row[i] - row[top[0]])).ToArray();
+        int head = 0;
+        for (double mass = 0; mass < 0.95 * weights.Sum(); head++)
+        {
+            mass += weights[head];
+        }
+
+        Assert.InRange(head, 2, 49); // both filters bite
+        Assert.All(steps, id => Assert.Contains(id, top.Take(head)));
     }
 }
