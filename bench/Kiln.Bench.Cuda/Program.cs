@@ -5,6 +5,7 @@ using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Sampling;
 
 // Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random bf16 weights, through the
 // CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.
@@ -94,6 +95,19 @@ foreach (int batch in settings.Batches)
     Console.WriteLine($"decode batch {batch,3}: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
 }
 
+// Sampled decode as a chat client asks for it (temperature 0.8, top-p 0.95), drawn on the device: the greedy steps
+// plus sample_rows and its threshold search over the vocabulary.
+var sampled = new Dictionary<string, double>();
+var chatDraw = new DeviceSampling(Temperature: 0.8f, TopK: 0, TopP: 0.95f, Seed: 0);
+foreach (int batch in settings.Batches)
+{
+    var (tokPerSecond, msPerStep) = Decode(batch, chatDraw);
+    sampled[batch.ToString(CultureInfo.InvariantCulture)] = tokPerSecond;
+    Console.WriteLine($"decode batch {batch,3}, sampled (T 0.8, top-p 0.95): {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+}
+
+results["decode_sampled"] = sampled;
+
 if (settings.ComparePdl)
 {
     // The same steps with every kernel waiting for the previous one to finish before it starts.
@@ -143,7 +157,7 @@ return 0;
 
 // Prompt of settings.Prompt tokens per sequence (prefilled in chunks), then settings.NewTokens greedy steps: the
 // first is a warm-up that also captures the graph; the rest are timed.
-(double TokensPerSecond, double MillisecondsPerStep) Decode(int batch)
+(double TokensPerSecond, double MillisecondsPerStep) Decode(int batch, DeviceSampling? draw = null)
 {
     cache.Bind(tables, blocksPerSequence, batch);
     int chunk = Math.Max(1, runner.MaxBatchTokens / settings.Prompt);
@@ -162,11 +176,13 @@ return 0;
     var stepPositions = new int[batch];
     var tokens = (int[])next.Clone();
     double timed = 0;
+    var draws = new DeviceSampling[batch];
     for (int step = 0; step < settings.NewTokens; step++)
     {
         Array.Fill(stepPositions, settings.Prompt + step);
         var clock = Stopwatch.StartNew();
-        runner.ForwardGreedy(new ForwardBatch(tokens, stepPositions, all, ones), cache, next);
+        Step(step);
+
         if (step > 0)
         {
             timed += clock.Elapsed.TotalMilliseconds;
@@ -177,8 +193,24 @@ return 0;
 
     double perStep = timed / (settings.NewTokens - 1);
     Array.Fill(stepPositions, settings.Prompt + settings.NewTokens - 1);
-    Profile($"decode step at batch {batch}", () => runner.ForwardGreedy(new ForwardBatch(tokens, stepPositions, all, ones), cache, next));
+    Profile($"{(draw is null ? "" : "sampled ")}decode step at batch {batch}", () => Step(settings.NewTokens));
     return (batch / perStep * 1000, perStep);
+
+    void Step(int step)
+    {
+        if (draw is not { } d)
+        {
+            runner.ForwardGreedy(new ForwardBatch(tokens, stepPositions, all, ones), cache, next);
+            return;
+        }
+
+        for (int s = 0; s < batch; s++)
+        {
+            draws[s] = d with { Seed = ((ulong)step << 20) + (ulong)s };
+        }
+
+        runner.TryForwardSampled(new ForwardBatch(tokens, stepPositions, all, ones), cache, draws, next);
+    }
 }
 
 // With --profile: where one step's time goes, kernel by kernel (eager, timed with CUDA events).
