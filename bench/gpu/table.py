@@ -20,28 +20,27 @@ for name, k, h, ms in rows:
     step = f"{ms:.3f}" if ms is not None else "-"
     print(f"| {name} | {k:,.0f} | {h:,.0f} | {ratio:.2f}x | {step} |")
 
-if kiln.get("decode_sampled"):
+def table(title, columns, rows):
+    """A titled markdown table of numbers (right-aligned), after a blank line."""
     print()
-    print("Sampled decode on the device (temperature 0.8, top-p 0.95, as chat clients ask) against greedy:")
-    print("| decode batch | sampled tok/s | greedy tok/s | sampled / greedy |")
-    print("| ---: | ---: | ---: | ---: |")
-    for batch, value in kiln["decode_sampled"].items():
-        greedy = kiln["decode"][batch]
-        print(f"| {batch} | {value:,.0f} | {greedy:,.0f} | {value / greedy:.2f}x |")
+    print(title)
+    print("| " + " | ".join(columns) + " |")
+    print("| " + " | ".join("---:" for _ in columns) + " |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if kiln.get("decode_sampled"):
+    table("Sampled decode on the device (temperature 0.8, top-p 0.95, as chat clients ask) against greedy:",
+          ["decode batch", "sampled tok/s", "greedy tok/s", "sampled / greedy"],
+          [(b, f"{v:,.0f}", f"{kiln['decode'][b]:,.0f}", f"{v / kiln['decode'][b]:.2f}x") for b, v in kiln["decode_sampled"].items()])
 
 if kiln.get("decode_step_ms_unfused"):
-    print()
-    print("Fused decode layers (RMSNorm, RoPE and the cache writes, residual adds and SwiGLU inside the products; 5 kernels a layer instead of 9):")
-    print("| decode batch | fused ms a step | unfused ms a step | unfused / fused |")
-    print("| ---: | ---: | ---: | ---: |")
-    for batch, unfused in kiln["decode_step_ms_unfused"].items():
-        fused = kiln["decode_step_ms"][batch]
-        print(f"| {batch} | {fused:.3f} | {unfused:.3f} | {unfused / fused:.2f}x |")
+    table("Fused decode layers (RMSNorm, RoPE and the cache writes, residual adds and SwiGLU inside the products; 5 kernels a layer instead of 9):",
+          ["decode batch", "fused ms a step", "unfused ms a step", "unfused / fused"],
+          [(b, f"{kiln['decode_step_ms'][b]:.3f}", f"{u:.3f}", f"{u / kiln['decode_step_ms'][b]:.2f}x") for b, u in kiln["decode_step_ms_unfused"].items()])
 
 if "engine_tok_s" in kiln:
-    print()
-    print("Through the engine (InferenceEngine on the CUDA runner; prompt 128 + 128 new tokens a request, prefill included):")
-    print("| concurrent requests | Kiln output tok/s |")
-    print("| ---: | ---: |")
-    for n, value in kiln["engine_tok_s"].items():
-        print(f"| {n} | {value:,.0f} |")
+    table("Through the engine (InferenceEngine on the CUDA runner; prompt 128 + 128 new tokens a request, prefill included):",
+          ["concurrent requests", "Kiln output tok/s"],
+          [(n, f"{v:,.0f}") for n, v in kiln["engine_tok_s"].items()])
