@@ -165,7 +165,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         {
             if (!row.IsGreedy)
             {
-                _sampler.Sample(_kernels, sampling[..rows], _logits.Pointer, Config.VocabSize, _sampled.Pointer, _stream);
+                _sampler.Sample(_kernels, sampling[..rows], _logits.Pointer, Config.VocabSize, _sampled.Pointer, _stream, Profiler);
                 break;
             }
         }

@@ -22,8 +22,11 @@ internal sealed unsafe class DeviceSampler : IDisposable
         _device = new DeviceBuffer((long)words * sizeof(ulong));
     }
 
-    /// <summary>Writes one id per row of <paramref name="logits"/> ([rows x vocab] float32) to <paramref name="output"/>.</summary>
-    public void Sample(KernelModule kernels, ReadOnlySpan<DeviceSampling> rows, ulong logits, int vocab, ulong output, nint stream)
+    /// <summary>
+    /// Writes one id per row of <paramref name="logits"/> ([rows x vocab] float32) to <paramref name="output"/>; the
+    /// launch is timed into <paramref name="profiler"/> when one is given (the benchmark's --profile).
+    /// </summary>
+    public void Sample(KernelModule kernels, ReadOnlySpan<DeviceSampling> rows, ulong logits, int vocab, ulong output, nint stream, KernelProfiler? profiler = null)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(rows.Length, _capacity);
         var seeds = _host.Span[.._capacity];
@@ -45,8 +48,10 @@ internal sealed unsafe class DeviceSampler : IDisposable
         ulong topKsOnDevice = temperaturesOnDevice + ((ulong)_capacity * sizeof(float));
         ulong topPsOnDevice = topKsOnDevice + ((ulong)_capacity * sizeof(int));
         // The step is folded into each row's seed on the host (SamplingState.StepSeed), so the kernel's step is 0.
+        profiler?.Begin(stream);
         kernels.Launch("sample_rows", ((uint)rows.Length, 1), 1024, stream,
             [output, logits, KernelModule.Int(vocab), temperaturesOnDevice, topKsOnDevice, topPsOnDevice, seedsOnDevice, 0]);
+        profiler?.End("sample_rows", stream);
     }
 
     public void Dispose()
