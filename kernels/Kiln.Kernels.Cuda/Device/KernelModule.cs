@@ -67,7 +67,7 @@ public sealed unsafe class KernelModule : IDisposable
     public static IReadOnlyList<string> KernelNames { get; } =
     [
         "embed_tokens", "embed_tokens_compact", "add_rmsnorm", "rope_write_kv", "paged_attention", "swiglu", "add_bias", "to_bf16",
-        "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "argmax_rows", "sample_rows",
+        "fill_random_bf16", "fill_random_i8", "expand_to_bf16", "argmax_sliced", "sample_rows",
         .. GemvVariant.Products, .. GemvVariant.Products.Select(p => GemvVariant.ForTokens(p, 1)),
     ];
 

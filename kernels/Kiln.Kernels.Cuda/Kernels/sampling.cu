@@ -37,21 +37,55 @@ __device__ void block_argmax(float value, int index, float* values, int* indices
     __syncthreads();
 }
 
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) argmax_rows(int* __restrict__ out, const float* __restrict__ logits, int vocab)
+// The greedy ids of a step over many blocks a row (grid rows x slices, ARGMAX_THREADS each): one block a row would read
+// a 128k vocabulary a few loads at a time; here each block takes a slice, and the last block
+// of a row to finish (a counter per row, which that block resets, so a CUDA graph can replay it) merges the slices'
+// best in slice order. The result is the largest logit, ties to the lowest id (as the CPU sampler). partial_values and
+// partial_ids hold rows x slices entries; done holds rows counters, zero before the first launch.
+#define ARGMAX_THREADS 256
+extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
+argmax_sliced(int* __restrict__ out, const float* __restrict__ logits, int vocab, float* partial_values, int* partial_ids, unsigned int* done)
 {
     after_previous_kernel();
     __shared__ float values[32];
     __shared__ int indices[32];
     __shared__ float best_value;
     __shared__ int best_index;
-    const float* row = logits + (usize)blockIdx.x * vocab;
+    __shared__ bool last;
+    int r = blockIdx.x;
+    int slices = gridDim.y;
+    int per_slice = (vocab + slices - 1) / slices;
+    int begin = blockIdx.y * per_slice;
+    int end = min(vocab, begin + per_slice);
+    const float* row = logits + (usize)r * vocab;
     float value = -INFINITY;
     int index = 0x7fffffff;
 #pragma unroll 4
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x)
         if (row[i] > value) { value = row[i]; index = i; }
     block_argmax(value, index, values, indices, &best_value, &best_index);
-    if (threadIdx.x == 0) out[blockIdx.x] = best_index;
+    if (threadIdx.x == 0)
+    {
+        partial_values[r * slices + blockIdx.y] = best_value;
+        partial_ids[r * slices + blockIdx.y] = best_index;
+        __threadfence(); // this slice's best is visible before the counter says so
+        last = atomicAdd(&done[r], 1u) == (unsigned int)slices - 1;
+    }
+    __syncthreads();
+    if (!last || threadIdx.x != 0) return;
+    __threadfence();
+    const volatile float* slice_values = partial_values + r * slices;
+    const volatile int* slice_ids = partial_ids + r * slices;
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int s = 0; s < slices; s++)
+    {
+        float v = slice_values[s];
+        int i = slice_ids[s];
+        if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
+    }
+    out[r] = bi;
+    done[r] = 0u;
 }
 
 __device__ __forceinline__ float uniform_open(unsigned long long seed, unsigned long long step, unsigned long long id)

@@ -221,8 +221,15 @@ public sealed unsafe partial class CudaModelRunner
         ulong lastOutput = fused ? 0 : _projected.Pointer;
         Launch("add_rmsnorm", (uint)rows, 1, 256, [_x.Pointer, lastOutput, _weights.FinalNorm.Pointer, _finalNormed.Pointer, outputRows, hidden, eps]);
         Linear(_logits, _weights.Classifier, _finalNormed, null, c.VocabSize, c.HiddenSize, rows);
-        Launch("argmax_rows", (uint)rows, 1, 1024, [_sampled.Pointer, _logits.Pointer, KernelModule.Int(c.VocabSize)]);
+        // argmax_sliced's scratch: every row's slice values, then slice ids, then one counter a row.
+        ulong perArray = (ulong)_options.MaxLogitRows * (ulong)_argmaxSlices * sizeof(float);
+        ulong sliceValues = _argmaxScratch.Pointer, sliceIds = sliceValues + perArray, done = sliceIds + perArray;
+        Launch("argmax_sliced", (uint)rows, (uint)_argmaxSlices, 256,
+            [_sampled.Pointer, _logits.Pointer, KernelModule.Int(c.VocabSize), sliceValues, sliceIds, done]);
     }
+
+    /// <summary>Blocks argmax_sliced gives a row: one per 4,096 logits, up to 32 (a 128k vocabulary is read by 31 SMs at once).</summary>
+    internal static int ArgmaxSlices(int vocab) => Math.Clamp(vocab / 4096, 1, 32);
 
     /// <summary>Whether a step of <paramref name="tokens"/> runs the fused five-kernel layers (<see cref="CudaRunnerOptions.FusedSmallBatch"/>).</summary>
     private bool FusesLayers(int tokens) =>

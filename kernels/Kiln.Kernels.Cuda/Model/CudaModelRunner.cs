@@ -37,6 +37,8 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     private readonly DeviceBuffer _finalNormed;
     private readonly DeviceBuffer _logits;
     private readonly DeviceBuffer _sampled;
+    private readonly DeviceBuffer _argmaxScratch;
+    private readonly int _argmaxSlices;
     private readonly DeviceSampler _sampler;
     private readonly DeviceBuffer _inverseFrequencies;
     private readonly DeviceBuffer _stepArrays;
@@ -94,6 +96,9 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _finalNormed = Buffer((long)rows * config.HiddenSize, sizeof(ushort));
         _logits = Buffer((long)rows * config.VocabSize, sizeof(float));
         _sampled = Buffer(rows, sizeof(int));
+        _argmaxSlices = ArgmaxSlices(config.VocabSize);
+        _argmaxScratch = Buffer((2L * rows * _argmaxSlices) + rows, sizeof(int)); // slice values, slice ids, a counter per row
+        _argmaxScratch.Fill(0, _stream); // argmax_sliced's counters start at zero and are reset by the kernel
         _sampler = new DeviceSampler(rows);
         _stepArrays = Buffer(StepInts, sizeof(int));
         _hostStep = new PinnedBuffer<int>(StepInts);
@@ -206,7 +211,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
             Driver.cuGraphExecDestroy(graph);
         }
 
-        foreach (var buffer in new[] { _x, _normed, _qkv, _attended, _projected, _gateUp, _activated, _finalNormed, _logits, _sampled, _stepArrays, _inverseFrequencies, _workspace })
+        foreach (var buffer in new[] { _x, _normed, _qkv, _attended, _projected, _gateUp, _activated, _finalNormed, _logits, _sampled, _argmaxScratch, _stepArrays, _inverseFrequencies, _workspace })
         {
             buffer.Dispose();
         }

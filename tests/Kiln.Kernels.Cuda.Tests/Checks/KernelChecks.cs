@@ -278,25 +278,40 @@ public abstract class KernelChecks
         Assert.InRange(TestDevice.RelativeError(TestDevice.ReadFloats(y, expected.Length), expected), 0, 1e-5);
     }
 
-    [Fact]
-    public void Argmax_PicksTheLargestLogitOfEachRow()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)] // slices of uneven length
+    [InlineData(32)]
+    public void Argmax_PicksTheLargestLogitOfEachRow_AndReplays(int slices)
     {
         TestDevice.Require();
         const int Rows = 5, Vocab = 128256;
         var logits = TestDevice.Random(Rows * Vocab, 14, 10f);
         logits[(3 * Vocab) + 77] = 50f;
         logits[(3 * Vocab) + 78] = 50f; // a tie goes to the lower id, as on the CPU
+        logits[(4 * Vocab) + Vocab - 1] = 60f; // the last id of the last slice
         using var input = TestDevice.Floats(logits);
-        using var output = TestDevice.Poisoned(Rows * 4);
-        TestDevice.Kernels.Launch("argmax_rows", (Rows, 1), 1024, TestDevice.Stream, [output.Pointer, input.Pointer, KernelModule.Int(Vocab)]);
-        var ids = new int[Rows];
-        output.Download<int>(ids, TestDevice.Stream);
-        for (int r = 0; r < Rows; r++)
+        using var scratch = new DeviceBuffer(((2L * Rows * slices) + Rows) * 4);
+        scratch.Fill(0, TestDevice.Stream);
+        ulong values = scratch.Pointer, ids = values + (ulong)(Rows * slices * 4), done = ids + (ulong)(Rows * slices * 4);
+        var expected = Enumerable.Range(0, Rows).Select(r =>
         {
             var row = logits.AsSpan(r * Vocab, Vocab);
-            Assert.Equal(row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row)), ids[r]);
+            return row.IndexOf(System.Numerics.Tensors.TensorPrimitives.Max(row));
+        }).ToArray();
+
+        // Twice over the same scratch, as a CUDA graph replays it: the kernel must have reset its counters.
+        for (int launch = 0; launch < 2; launch++)
+        {
+            using var output = TestDevice.Poisoned(Rows * 4);
+            TestDevice.Kernels.Launch("argmax_sliced", (Rows, (uint)slices), 256, TestDevice.Stream,
+                [output.Pointer, input.Pointer, KernelModule.Int(Vocab), values, ids, done]);
+            var actual = new int[Rows];
+            output.Download<int>(actual, TestDevice.Stream);
+            Assert.Equal(expected, actual);
         }
 
-        Assert.Equal(77, ids[3]);
+        Assert.Equal(77, expected[3]);
+        Assert.Equal(Vocab - 1, expected[4]);
     }
 }
