@@ -52,7 +52,7 @@ __device__ __forceinline__ void accumulate_key(float (*acc)[DIMS_PER_LANE], cons
 extern "C" __global__ void __launch_bounds__(ATTN_WARPS * 32)
 paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
                 const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_rows, const int* __restrict__ positions,
-                int q_heads, int kv_heads, int block_size, float scale)
+                int q_heads, int kv_heads, int block_size, float scale, int decode_step)
 {
     __shared__ float q_shared[GQA_GROUP][HEAD_DIM];
     __shared__ float partial[ATTN_WARPS][GQA_GROUP][HEAD_DIM];
@@ -68,18 +68,28 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
 
     // The step's own arrays (positions, block tables) were copied from the host before the step, so they are read
     // before waiting for the previous kernel: the slot of this lane's key in the warp's first chunk is known when the
-    // fresh queries are (a decode over up to 8 x 32 positions has only that chunk).
+    // fresh queries are (a decode over up to 8 x 32 positions has only that chunk). In a decode step (decode_step != 0:
+    // each token is its sequence's only new one) every key but the token's own was written by an earlier step, so
+    // those of the first chunk are loaded before the wait too.
     const int* table = block_tables + (usize)token_rows[t] * table_stride;
+    const bf16* k_head = k_cache + kvh * HEAD_DIM;
     int length = positions[t] + 1;
     int first_j = warp * 32 + lane;
     int first_slot = first_j < length ? table[first_j / block_size] * block_size + first_j % block_size : 0;
+    bool key_early = decode_step && first_j < length - 1;
+    uint4 first_key[HEAD_DIM / 8];
+    if (key_early)
+    {
+        const uint4* k = (const uint4*)(k_head + (usize)first_slot * kv_dim);
+#pragma unroll
+        for (int c = 0; c < HEAD_DIM / 8; c++) first_key[c] = k[c];
+    }
     after_previous_kernel();
 
     const float* q = qkv + (usize)t * (q_heads + 2 * kv_heads) * HEAD_DIM + first_head * HEAD_DIM;
     for (int d = threadIdx.x; d < GQA_GROUP * HEAD_DIM; d += blockDim.x) q_shared[d / HEAD_DIM][d % HEAD_DIM] = q[d] * scale;
     __syncthreads();
 
-    const bf16* k_head = k_cache + kvh * HEAD_DIM;
     const bf16* v_lane = v_cache + kvh * HEAD_DIM + lane * DIMS_PER_LANE;
     float running_max[GQA_GROUP];
     float running_sum[GQA_GROUP];
@@ -104,13 +114,14 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
         {
             slot = j == first_j ? first_slot : table[j / block_size] * block_size + j % block_size;
             const uint4* k = (const uint4*)(k_head + (usize)slot * kv_dim);
+            bool early = key_early && j == first_j;
 #pragma unroll
             for (int g = 0; g < GQA_GROUP; g++) score[g] = 0.0f;
 #pragma unroll
             for (int c = 0; c < HEAD_DIM / 8; c++)
             {
                 float kf[8];
-                unpack8(k[c], kf);
+                unpack8(early ? first_key[c] : k[c], kf);
 #pragma unroll
                 for (int g = 0; g < GQA_GROUP; g++)
 #pragma unroll

@@ -70,7 +70,7 @@ public sealed unsafe partial class CudaModelRunner
         }
         else
         {
-            RunStep(tokens, rows, kv);
+            RunStep(tokens, rows, kv, decode);
         }
 
         return rows;
@@ -90,7 +90,7 @@ public sealed unsafe partial class CudaModelRunner
             nint graph;
             try
             {
-                RunStep(tokens, tokens, kv);
+                RunStep(tokens, tokens, kv, decode: true);
             }
             catch
             {
@@ -147,8 +147,12 @@ public sealed unsafe partial class CudaModelRunner
         _graphs.Clear();
     }
 
-    /// <summary>The kernel sequence of one step over <paramref name="tokens"/> tokens, producing <paramref name="rows"/> rows of logits.</summary>
-    private void RunStep(int tokens, int rows, CudaKvCache kv)
+    /// <summary>
+    /// The kernel sequence of one step over <paramref name="tokens"/> tokens, producing <paramref name="rows"/> rows of
+    /// logits; <paramref name="decode"/> when each token is its sequence's only new one (attention may then load the
+    /// earlier keys before the QKV product has finished).
+    /// </summary>
+    private void RunStep(int tokens, int rows, CudaKvCache kv, bool decode)
     {
         var c = Config;
         int t = MaxBatchTokens;
@@ -199,7 +203,7 @@ public sealed unsafe partial class CudaModelRunner
             Launch("paged_attention", (uint)tokens, (uint)(c.HeadCount / _kernels.GqaGroup), 256,
                 [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
                  tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
-                 KernelModule.Float(1f / MathF.Sqrt(c.HeadDim))]);
+                 KernelModule.Float(1f / MathF.Sqrt(c.HeadDim)), KernelModule.Int(decode ? 1 : 0)]);
             if (fused)
             {
                 IntoStream(w.Output, _attended, c.QueryDim, tokens);

@@ -146,9 +146,10 @@ public abstract class KernelChecks
     [Theory]
     [InlineData(16, 4)] // a block serves a KV head's four query heads
     [InlineData(5, 4)]
+    [InlineData(5, 4, true)] // the first chunk's keys loaded before the kernel waits, as in a decode step
     [InlineData(16, 1)] // a block per query head, as for models whose group is too large
-    [InlineData(7, 1)]
-    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64(int blockSize, int gqaGroup)
+    [InlineData(7, 1, true)]
+    public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64(int blockSize, int gqaGroup, bool keysBeforeWait = false)
     {
         TestDevice.Require();
         using var kernels = new KernelModule(TestDevice.Device, TestDevice.HeadDim, TestDevice.CacheDirectory, gqaGroup);
@@ -180,7 +181,8 @@ public abstract class KernelChecks
         float scale = 1f / MathF.Sqrt(D);
         kernels.Launch("paged_attention", ((uint)tokens, (uint)(QHeads / gqaGroup)), 256, TestDevice.Stream,
             [output.Pointer, qkvBuffer.Pointer, keyBuffer.Pointer, valueBuffer.Pointer, tableBuffer.Pointer, KernelModule.Int(TableStride),
-             rowBuffer.Pointer, positionBuffer.Pointer, KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(blockSize), KernelModule.Float(scale)]);
+             rowBuffer.Pointer, positionBuffer.Pointer, KernelModule.Int(QHeads), KernelModule.Int(KvHeads), KernelModule.Int(blockSize), KernelModule.Float(scale),
+             KernelModule.Int(keysBeforeWait ? 1 : 0)]); // launched alone, early key loads read what they would after the wait
 
         var expected = new double[tokens * QHeads * D];
         for (int t = 0; t < tokens; t++)
