@@ -38,8 +38,10 @@ __device__ __forceinline__ bf16 float_to_bf16(float f)
 // Programmatic dependent launch (Hopper and later): a kernel launched with it may start while the previous kernel of
 // the stream is finishing. Every kernel calls wait_for_previous_kernel before it writes anything or reads what an
 // earlier kernel wrote, then allow_next_kernel, so the next kernel's prologue overlaps this one. Before its wait a
-// kernel may read only what no kernel writes: weights, and the step's arrays, copied from the host before the step's
-// first kernel (which waits for that copy in full). Launched without the attribute, the wait returns at once.
+// kernel may read only what no kernel of the step writes: weights; the step's arrays, copied from the host before the
+// step's first kernel (which waits for that copy in full); and what earlier steps wrote (the host waits for each
+// step's ids before it stages the next), such as the keys of earlier positions. Launched without the attribute, the
+// wait returns at once.
 __device__ __forceinline__ void wait_for_previous_kernel()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
