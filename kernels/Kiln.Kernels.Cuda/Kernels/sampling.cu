@@ -1,6 +1,7 @@
-// Sampling on the device, one block of SAMPLE_THREADS threads per row of logits.
-// Greedy is an argmax (ties to the lowest id, as the CPU sampler). Random sampling filters with top-k, then top-p
-// (over what top-k kept), by finding value thresholds exactly with a binary search over the floats' order, then
+// Sampling on the device, one block of SAMPLE_THREADS threads per row of logits (the greedy ids of a plain step come
+// from argmax_sliced below). Greedy is an argmax (ties to the lowest id, as the CPU sampler). Random sampling filters
+// with top-k, then top-p (over what top-k kept), by finding value thresholds exactly with a search over the floats'
+// order (search_threshold), then
 // draws by Gumbel-max among the survivors: argmax of logit/T - log(-log(u)) is a draw from softmax(logit/T)
 // restricted to them. u comes from a counter-based hash of (seed, step, id), so a seed gives the same tokens.
 #define SAMPLE_THREADS 1024
