@@ -26,6 +26,12 @@ __device__ __forceinline__ float f16_to_float(unsigned short h)
     return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
+// Element e of a compact matrix kept row-major: Q8 (int8 values, a float32 scale per 32; q8 != 0) or f16.
+__device__ __forceinline__ float compact_value(const void* w, const float* scales, usize e, int q8)
+{
+    return q8 ? (float)((const signed char*)w)[e] * scales[e >> 5] : f16_to_float(((const unsigned short*)w)[e]);
+}
+
 // Round to nearest even, as PyTorch and the CPU backend's bf16 conversion do; NaN stays NaN.
 __device__ __forceinline__ bf16 float_to_bf16(float f)
 {

@@ -14,9 +14,5 @@ extern "C" __global__ void embed_tokens_compact(float* __restrict__ x, const voi
     after_previous_kernel();
     usize first = (usize)ids[blockIdx.x] * hidden;
     float* out = x + (usize)blockIdx.x * hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-    {
-        usize e = first + i;
-        out[i] = q8 ? (float)((const signed char*)table)[e] * scales[e >> 5] : f16_to_float(((const unsigned short*)table)[e]);
-    }
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = compact_value(table, scales, first + i, q8);
 }

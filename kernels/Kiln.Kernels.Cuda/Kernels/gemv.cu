@@ -341,9 +341,5 @@ extern "C" __global__ void expand_to_bf16(bf16* __restrict__ out, const void* __
 {
     after_previous_kernel();
     for (usize i = (usize)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (usize)gridDim.x * blockDim.x)
-    {
-        usize e = first + i;
-        float v = q8 ? (float)((const signed char*)w)[e] * scales[e >> 5] : f16_to_float(((const unsigned short*)w)[e]);
-        out[i] = float_to_bf16(v);
-    }
+        out[i] = float_to_bf16(compact_value(w, scales, first + i, q8));
 }

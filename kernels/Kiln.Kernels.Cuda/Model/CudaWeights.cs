@@ -1,5 +1,6 @@
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Runtime.Models;
+using Kiln.Runtime.Tensors;
 
 namespace Kiln.Kernels.Cuda.Model;
 
@@ -130,9 +131,9 @@ public sealed unsafe class CudaWeights : IDisposable
             }
 
             var values = new DeviceBuffer(count);
-            var scales = new DeviceBuffer(count / 32 * sizeof(float));
+            var scales = new DeviceBuffer(count / WeightTypeInfo.Q8BlockSize * sizeof(float));
             kernels.Launch("fill_random_i8", (1024, 1), 256, stream, [values.Pointer, (ulong)count, next++]);
-            Native.Driver.Check(Native.Driver.cuMemsetD32Async(scales.Pointer, BitConverter.SingleToUInt32Bits(scale / 127f), (nuint)(count / 32), stream));
+            Native.Driver.Check(Native.Driver.cuMemsetD32Async(scales.Pointer, BitConverter.SingleToUInt32Bits(scale / 127f), (nuint)(count / WeightTypeInfo.Q8BlockSize), stream));
             return DeviceMatrix.FromQ8(values, scales, rows, columns);
         }
 

@@ -24,9 +24,6 @@ public enum WeightFormat
 /// </summary>
 public sealed unsafe class DeviceMatrix : IDisposable
 {
-    private const int Q8Block = 32;
-    private const int Q8BlockBytes = 34; // f16 scale, then 32 int8 values
-
     private DeviceMatrix(WeightFormat format, int rows, int columns, DeviceBuffer data, DeviceBuffer? scales)
     {
         Format = format;
@@ -112,8 +109,13 @@ public sealed unsafe class DeviceMatrix : IDisposable
         long written = 0;
         foreach (var part in parts)
         {
-            data.Upload(new ReadOnlySpan<byte>(part.Data, checked((int)part.ByteSize)), stream, written);
-            written += part.ByteSize;
+            // As stored, a chunk of rows at a time: a span cannot cover a matrix over 2 GiB (a large vocabulary's).
+            for (int first = 0; first < part.Rows; first += ChunkRows)
+            {
+                long bytes = Math.Min(ChunkRows, part.Rows - first) * part.RowBytes;
+                data.Upload(new ReadOnlySpan<byte>(part.Data + (part.RowBytes * first), (int)bytes), stream, written);
+                written += bytes;
+            }
         }
 
         return new DeviceMatrix(WeightFormat.F16, rows, columns, data, null);
@@ -121,7 +123,7 @@ public sealed unsafe class DeviceMatrix : IDisposable
 
     private static DeviceMatrix UploadQ8(nint stream, WeightMatrix[] parts, int rows, int columns)
     {
-        int blocks = columns / Q8Block;
+        int blocks = columns / WeightTypeInfo.Q8BlockSize;
         var data = new DeviceBuffer((long)rows * columns);
         var scales = new DeviceBuffer((long)rows * blocks * sizeof(float));
         var values = new sbyte[ChunkRows * columns];
@@ -149,15 +151,15 @@ public sealed unsafe class DeviceMatrix : IDisposable
     internal static void RepackQ8(WeightMatrix matrix, int first, int count, Span<sbyte> values, Span<float> scales)
     {
         int columns = matrix.Columns;
-        int blocks = columns / Q8Block;
+        int blocks = columns / WeightTypeInfo.Q8BlockSize;
         for (int r = 0; r < count; r++)
         {
             byte* source = matrix.Data + (matrix.RowBytes * (first + r));
             for (int b = 0; b < blocks; b++)
             {
-                byte* block = source + (b * Q8BlockBytes);
+                byte* block = source + (b * WeightTypeInfo.Q8BlockBytes);
                 scales[(r * blocks) + b] = (float)BitConverter.UInt16BitsToHalf(*(ushort*)block);
-                new ReadOnlySpan<sbyte>(block + 2, Q8Block).CopyTo(values.Slice((r * columns) + (b * Q8Block), Q8Block));
+                new ReadOnlySpan<sbyte>(block + 2, WeightTypeInfo.Q8BlockSize).CopyTo(values.Slice((r * columns) + (b * WeightTypeInfo.Q8BlockSize), WeightTypeInfo.Q8BlockSize));
             }
         }
     }

@@ -21,14 +21,29 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
 
     public int RowsPerBlock => Threads / 32 * RowsPerWarp;
 
+    // Static fields initialise in the order written: the name tables come before the lists made from them.
+    /// <summary>The fused decode-layer products (bf16 names; each also has an f16 and a Q8 form).</summary>
+    private static readonly string[] FusedKernels = ["gemv_norm_rope", "gemv_add", "gemv_norm_swiglu"];
+
+    /// <summary>
+    /// The f16 and Q8 forms gemv.cu builds (GEMV_COMPACT_FORMAT, GEMV_ROPE_KERNEL): the plain products with one, two
+    /// and four rows a warp (gemv_bf16_r2 -> gemv_q8_r2) and every fused one (gemv_add -> gemv_add_q8).
+    /// </summary>
+    private static readonly Dictionary<(string Kernel, WeightFormat Format), string> CompactNames =
+        (from format in new[] { WeightFormat.F16, WeightFormat.Q8 }
+         from kernel in new[] { OneRow.Kernel, TwoRows.Kernel, FourRows.Kernel }.Concat(FusedKernels)
+         select (kernel, format))
+        .ToDictionary(
+            key => key,
+            key => key.kernel.StartsWith("gemv_bf16", StringComparison.Ordinal)
+                ? "gemv_" + Suffix(key.format) + key.kernel["gemv_bf16".Length..]
+                : $"{key.kernel}_{Suffix(key.format)}");
+
     /// <summary>
     /// Every product gemv.cu builds: the plain bf16 variants, the fused ones, and both in f16 and Q8. Each is also built
     /// for exactly one token (<see cref="ForTokens"/>).
     /// </summary>
-    public static IReadOnlyList<string> Products { get; } =
-    [
-        .. All.Select(v => v.Kernel), "gemv_norm_rope", "gemv_add", "gemv_norm_swiglu", .. CompactProducts("f16"), .. CompactProducts("q8"),
-    ];
+    public static IReadOnlyList<string> Products { get; } = [.. All.Select(v => v.Kernel), .. FusedKernels, .. CompactNames.Values];
 
     /// <summary>
     /// The product to launch for a step of <paramref name="tokens"/> tokens: at one token its _t1 form, whose
@@ -40,9 +55,6 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
         : throw new NotSupportedException($"{kernel} is not one of gemv.cu's products");
 
     private static readonly Dictionary<string, string> SingleTokenNames = Products.ToDictionary(p => p, p => p + "_t1");
-
-    private static IEnumerable<string> CompactProducts(string suffix) =>
-        [$"gemv_{suffix}", $"gemv_{suffix}_r2", $"gemv_{suffix}_r4", $"gemv_norm_rope_{suffix}", $"gemv_add_{suffix}", $"gemv_norm_swiglu_{suffix}"];
 
     /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_rope_q8, ...</summary>
     public static string Suffix(WeightFormat format) => format == WeightFormat.Q8 ? "q8" : "f16";
@@ -59,24 +71,6 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
         : CompactNames.TryGetValue((bf16Kernel, format), out string? name) ? name
         : throw new NotSupportedException($"{bf16Kernel} has no f16 or Q8 form");
 
-    private static readonly Dictionary<(string Kernel, WeightFormat Format), string> CompactNames = BuildCompactNames();
-
-    private static Dictionary<(string Kernel, WeightFormat Format), string> BuildCompactNames()
-    {
-        var names = new Dictionary<(string Kernel, WeightFormat Format), string>();
-        foreach (var format in new[] { WeightFormat.F16, WeightFormat.Q8 })
-        {
-            string s = Suffix(format);
-            names[("gemv_bf16", format)] = $"gemv_{s}";
-            names[("gemv_bf16_r2", format)] = $"gemv_{s}_r2";
-            names[("gemv_bf16_r4", format)] = $"gemv_{s}_r4";
-            names[("gemv_norm_rope", format)] = $"gemv_norm_rope_{s}";
-            names[("gemv_add", format)] = $"gemv_add_{s}";
-            names[("gemv_norm_swiglu", format)] = $"gemv_norm_swiglu_{s}";
-        }
-
-        return names;
-    }
     public uint Blocks(int rows) => (uint)((rows + RowsPerBlock - 1) / RowsPerBlock);
 
     /// <summary>
