@@ -120,8 +120,13 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
 #pragma unroll
             for (int c = 0; c < HEAD_DIM / 8; c++)
             {
+                // Two loads rather than one through a chosen address: an address of first_key would keep it in
+                // local memory (check-ptx.sh).
+                uint4 key_part;
+                if (early) key_part = first_key[c];
+                else key_part = k[c];
                 float kf[8];
-                unpack8(early ? first_key[c] : k[c], kf);
+                unpack8(key_part, kf);
 #pragma unroll
                 for (int g = 0; g < GQA_GROUP; g++)
 #pragma unroll

@@ -182,6 +182,16 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
             if (c >= vectors) break;
             float gf[8];
             if (INPUT == GEMV_NORMED) load8(norm_weight + (usize)c * 8, gf);
+            // Widened once for every token. Widened inside the token loop, the f16 forms grew too large for the
+            // compiler to unroll this loop, and wv went to local memory (check-ptx.sh).
+            float wf[ROWS][8];
+            float row_scale[ROWS];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++)
+            {
+                unpack_weights<WEIGHTS>(wv[r][u], wf[r]);
+                row_scale[r] = WEIGHTS == GEMV_W_Q8 ? __ldg(sr[r] + (c >> 2)) : 1.0f;
+            }
 #pragma unroll
             for (int t = 0; t < TOKENS; t++)
             {
@@ -205,12 +215,10 @@ __device__ __forceinline__ void gemv_rows(void* __restrict__ y, const void* __re
 #pragma unroll
                     for (int r = 0; r < ROWS; r++)
                     {
-                        float wf[8];
-                        unpack_weights<WEIGHTS>(wv[r][u], wf);
                         float s = 0.0f;
 #pragma unroll
-                        for (int e = 0; e < 8; e++) s += wf[e] * xf[e];
-                        acc[r][t] += WEIGHTS == GEMV_W_Q8 ? s * __ldg(sr[r] + (c >> 2)) : s;
+                        for (int e = 0; e < 8; e++) s += wf[r][e] * xf[e];
+                        acc[r][t] += WEIGHTS == GEMV_W_Q8 ? s * row_scale[r] : s;
                     }
                 }
             }

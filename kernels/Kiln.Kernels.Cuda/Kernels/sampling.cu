@@ -109,14 +109,17 @@ __device__ __forceinline__ float warp_sums16(float* v)
 {
     int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int width = 8, offset = 16; width >= 1; width >>= 1, offset >>= 1)
+    for (int level = 0; level < 4; level++) // a counted loop: one halving width is not unrolled, leaving v in memory
     {
+        const int width = 8 >> level;
+        const int offset = 16 >> level;
         bool upper = (lane & offset) != 0;
 #pragma unroll
         for (int i = 0; i < width; i++)
         {
-            float send = upper ? v[i] : v[i + width];
-            float keep = upper ? v[i + width] : v[i];
+            float low = v[i], high = v[i + width]; // chosen as values: a chosen address would keep v in memory
+            float send = upper ? low : high;
+            float keep = upper ? high : low;
             v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
         }
     }
