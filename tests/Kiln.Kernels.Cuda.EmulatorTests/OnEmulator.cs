@@ -13,7 +13,7 @@ public sealed class SamplingTests_OnEmulator_NeedsGxx : SamplingChecks;
 
 public sealed class FusedGemvTests_OnEmulator_NeedsGxx : FusedGemvChecks;
 
-public sealed class SingleTokenTests_OnEmulator_NeedsGxx : SingleTokenChecks;
+public sealed class GemvFormTests_OnEmulator_NeedsGxx : GemvFormChecks;
 
 public sealed class AheadOfTimeTests_OnEmulator_NeedsGxx : AheadOfTimeChecks;
 

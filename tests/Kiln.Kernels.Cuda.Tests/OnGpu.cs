@@ -11,6 +11,6 @@ public sealed class SamplingTests_NeedsGpu : SamplingChecks;
 
 public sealed class FusedGemvTests_NeedsGpu : FusedGemvChecks;
 
-public sealed class SingleTokenTests_NeedsGpu : SingleTokenChecks;
+public sealed class GemvFormTests_NeedsGpu : GemvFormChecks;
 
 public sealed class AheadOfTimeTests_NeedsGpu : AheadOfTimeChecks;

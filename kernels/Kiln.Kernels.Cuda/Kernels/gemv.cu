@@ -284,24 +284,27 @@ GEMV_KERNEL(gemv_bf16_r4, 256, 2, 4)
 GEMV_KERNEL(gemv_bf16_b128, 128, 4, 1)
 
 // The fused products of a decode layer (CudaRunnerOptions.FusedSmallBatch): y, w, x, bias, then the RMSNorm weights
-// and epsilon where the input is normalised here (else 0), rows (outputs), cols, tokens.
-#define GEMV_FUSED_KERNEL_T(NAME, ROWS, INPUT, OUTPUT, TOKENS)                                                           \
+// and epsilon where the input is normalised here (else 0), rows (outputs), cols, tokens. Each is built with 4 loads
+// in flight per row and, as NAME_u8, with 8: the runner times both at warm-up (GemvChoices) and keeps the faster.
+#define GEMV_FUSED_KERNEL_T(NAME, UNROLL, ROWS, INPUT, OUTPUT, TOKENS)                                                   \
     extern "C" __global__ void __launch_bounds__(256)                                                                  \
     NAME(void* __restrict__ y, const bf16* __restrict__ w, const void* __restrict__ x, const float* __restrict__ bias,  \
          const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens)                             \
     {                                                                                                                 \
-        gemv_rows<4, ROWS, INPUT, OUTPUT, GEMV_W_BF16, TOKENS>(y, w, x, bias, norm_weight, eps, rows, cols, tokens);  \
+        gemv_rows<UNROLL, ROWS, INPUT, OUTPUT, GEMV_W_BF16, TOKENS>(y, w, x, bias, norm_weight, eps, rows, cols, tokens); \
     }
-#define GEMV_FUSED_KERNEL(NAME, ROWS, INPUT, OUTPUT)                                                                     \
-    GEMV_FUSED_KERNEL_T(NAME, ROWS, INPUT, OUTPUT, GEMV_MAX_TOKENS)                                                    \
-    GEMV_FUSED_KERNEL_T(NAME##_t1, ROWS, INPUT, OUTPUT, 1)
+#define GEMV_FUSED_KERNEL(NAME, UNROLL, ROWS, INPUT, OUTPUT)                                                             \
+    GEMV_FUSED_KERNEL_T(NAME, UNROLL, ROWS, INPUT, OUTPUT, GEMV_MAX_TOKENS)                                            \
+    GEMV_FUSED_KERNEL_T(NAME##_t1, UNROLL, ROWS, INPUT, OUTPUT, 1)
 
-GEMV_FUSED_KERNEL(gemv_add, 1, GEMV_BF16, GEMV_ADD)
-GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
+GEMV_FUSED_KERNEL(gemv_add, 4, 1, GEMV_BF16, GEMV_ADD)
+GEMV_FUSED_KERNEL(gemv_add_u8, 8, 1, GEMV_BF16, GEMV_ADD)
+GEMV_FUSED_KERNEL(gemv_norm_swiglu, 4, 2, GEMV_NORMED, GEMV_SWIGLU)
+GEMV_FUSED_KERNEL(gemv_norm_swiglu_u8, 8, 2, GEMV_NORMED, GEMV_SWIGLU)
 
 // The fused QKV product with RoPE and the cache writes (GEMV_ROPE), in every weight format: the fused signature with
 // rows = the whole QKV output, the Q8 scales (0 otherwise), then rope_write_kv's arguments. One warp a row pair.
-#define GEMV_ROPE_KERNEL_T(NAME, WEIGHTS, TOKENS)                                                                        \
+#define GEMV_ROPE_KERNEL_T(NAME, UNROLL, WEIGHTS, TOKENS)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                                                  \
     NAME(float* __restrict__ qkv, const void* __restrict__ w, const float* __restrict__ x, const float* __restrict__ bias, \
          const float* __restrict__ norm_weight, float eps, int rows, int cols, int tokens, const float* __restrict__ scales, \
@@ -309,15 +312,18 @@ GEMV_FUSED_KERNEL(gemv_norm_swiglu, 2, GEMV_NORMED, GEMV_SWIGLU)
          const int* __restrict__ slots, const double* __restrict__ inv_freq, int q_heads, int kv_heads, int half_split) \
     {                                                                                                                 \
         RopeTarget rope = {k_cache, v_cache, positions, slots, inv_freq, q_heads, kv_heads, half_split};              \
-        gemv_rows<4, 2, GEMV_NORMED, GEMV_ROPE, WEIGHTS, TOKENS>(qkv, w, x, bias, norm_weight, eps, rows, cols, tokens, scales, rope); \
+        gemv_rows<UNROLL, 2, GEMV_NORMED, GEMV_ROPE, WEIGHTS, TOKENS>(qkv, w, x, bias, norm_weight, eps, rows, cols, tokens, scales, rope); \
     }
-#define GEMV_ROPE_KERNEL(NAME, WEIGHTS)                                                                                  \
-    GEMV_ROPE_KERNEL_T(NAME, WEIGHTS, GEMV_MAX_TOKENS)                                                                 \
-    GEMV_ROPE_KERNEL_T(NAME##_t1, WEIGHTS, 1)
+#define GEMV_ROPE_KERNEL(NAME, UNROLL, WEIGHTS)                                                                          \
+    GEMV_ROPE_KERNEL_T(NAME, UNROLL, WEIGHTS, GEMV_MAX_TOKENS)                                                         \
+    GEMV_ROPE_KERNEL_T(NAME##_t1, UNROLL, WEIGHTS, 1)
 
-GEMV_ROPE_KERNEL(gemv_norm_rope, GEMV_W_BF16)
-GEMV_ROPE_KERNEL(gemv_norm_rope_f16, GEMV_W_F16)
-GEMV_ROPE_KERNEL(gemv_norm_rope_q8, GEMV_W_Q8)
+GEMV_ROPE_KERNEL(gemv_norm_rope, 4, GEMV_W_BF16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_u8, 8, GEMV_W_BF16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_f16, 4, GEMV_W_F16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_u8_f16, 8, GEMV_W_F16)
+GEMV_ROPE_KERNEL(gemv_norm_rope_q8, 4, GEMV_W_Q8)
+GEMV_ROPE_KERNEL(gemv_norm_rope_u8_q8, 8, GEMV_W_Q8)
 
 // Every product over f16 or Q8 weights, plain and fused: the fused signature, then the Q8 scales (0 for f16).
 #define GEMV_COMPACT_KERNEL_T(NAME, UNROLL, ROWS, INPUT, OUTPUT, WEIGHTS, TOKENS)                                        \
@@ -336,7 +342,9 @@ GEMV_ROPE_KERNEL(gemv_norm_rope_q8, GEMV_W_Q8)
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX##_r2, 4, 2, GEMV_BF16, GEMV_STORE, WEIGHTS)                                      \
     GEMV_COMPACT_KERNEL(gemv_##SUFFIX##_r4, 2, 4, GEMV_BF16, GEMV_STORE, WEIGHTS)                                      \
     GEMV_COMPACT_KERNEL(gemv_add_##SUFFIX, 4, 1, GEMV_BF16, GEMV_ADD, WEIGHTS)                                         \
-    GEMV_COMPACT_KERNEL(gemv_norm_swiglu_##SUFFIX, 4, 2, GEMV_NORMED, GEMV_SWIGLU, WEIGHTS)
+    GEMV_COMPACT_KERNEL(gemv_add_u8_##SUFFIX, 8, 1, GEMV_BF16, GEMV_ADD, WEIGHTS)                                      \
+    GEMV_COMPACT_KERNEL(gemv_norm_swiglu_##SUFFIX, 4, 2, GEMV_NORMED, GEMV_SWIGLU, WEIGHTS)                            \
+    GEMV_COMPACT_KERNEL(gemv_norm_swiglu_u8_##SUFFIX, 8, 2, GEMV_NORMED, GEMV_SWIGLU, WEIGHTS)
 
 GEMV_COMPACT_FORMAT(f16, GEMV_W_F16)
 GEMV_COMPACT_FORMAT(q8, GEMV_W_Q8)

@@ -183,7 +183,7 @@ public sealed unsafe partial class CudaModelRunner
             {
                 // RMSNorm, the QKV product, RoPE and the cache writes in one kernel (gemv.cu, GEMV_ROPE).
                 var qkv = w.QueryKeyValue;
-                Launch(GemvVariant.ForTokens(GemvVariant.ForFormat("gemv_norm_rope", qkv.Format), tokens), (uint)(((qkvRows / 2) + 7) / 8), 1, 256,
+                Launch(_gemv.Fused("gemv_norm_rope", qkv.Format, qkvRows, c.HiddenSize, tokens), (uint)(((qkvRows / 2) + 7) / 8), 1, 256,
                     [_qkv.Pointer, qkv.Data.Pointer, _x.Pointer, w.QueryKeyValueBias?.Pointer ?? 0, w.AttentionNorm.Pointer, eps,
                      KernelModule.Int(qkvRows), hidden, KernelModule.Int(tokens), qkv.ScalesPointer,
                      kv.Keys(layer), kv.Values(layer), positions, slots, _inverseFrequencies.Pointer,
@@ -266,14 +266,14 @@ public sealed unsafe partial class CudaModelRunner
     private void FusedLinear(string kernel, DeviceBuffer y, DeviceMatrix weight, DeviceBuffer x, DeviceBuffer? bias, DeviceBuffer? norm, int outputs, int inFeatures, int tokens)
     {
         int warps = outputs; // one output a warp: a row, or a gate/up row pair
-        var shape = (kernel == "gemv_norm_swiglu" ? 2 * outputs : outputs, inFeatures);
+        (int Rows, int Columns) shape = (kernel == "gemv_norm_swiglu" ? 2 * outputs : outputs, inFeatures);
         ReadOnlySpan<ulong> arguments =
         [
             y.Pointer, weight.Data.Pointer, x.Pointer, bias?.Pointer ?? 0, norm?.Pointer ?? 0, KernelModule.Float((float)Config.RmsNormEps),
             KernelModule.Int(outputs), KernelModule.Int(inFeatures), KernelModule.Int(tokens), weight.ScalesPointer,
         ];
         bool compact = weight.Format != WeightFormat.Bf16;
-        Launch(GemvVariant.ForTokens(GemvVariant.ForFormat(kernel, weight.Format), tokens), (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
+        Launch(_gemv.Fused(kernel, weight.Format, shape.Rows, shape.Columns, tokens), (uint)((warps + 7) / 8), 1, 256, compact ? arguments : arguments[..9], shape);
     }
 
     /// <summary>y [tokens x out] float32 = x [tokens x in] bf16 times the weight [out x in], transposed, plus bias.</summary>
@@ -282,7 +282,7 @@ public sealed unsafe partial class CudaModelRunner
         ulong biasPointer = bias?.Pointer ?? 0;
         if (tokens <= GemvMaxTokens && inFeatures % 8 == 0)
         {
-            var gemv = GemvVariant.For(outFeatures, inFeatures);
+            var gemv = _gemv.Plain(weight.Format, outFeatures, inFeatures, tokens);
             if (weight.Format == WeightFormat.Bf16)
             {
                 Launch(GemvVariant.ForTokens(gemv.Kernel, tokens), gemv.Blocks(outFeatures), 1, (uint)gemv.Threads,

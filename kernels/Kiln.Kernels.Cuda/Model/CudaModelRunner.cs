@@ -45,6 +45,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     private readonly PinnedBuffer<int> _hostStep;
     private readonly int[] _tokenRows;
     private readonly Dictionary<int, nint> _graphs = [];
+    private readonly GemvChoices _gemv;
     private readonly bool _halfSplit;
     private bool _disposed;
 
@@ -106,6 +107,19 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _inverseFrequencies = Buffer(config.HeadDim / 2, sizeof(double));
         _inverseFrequencies.Upload<double>(RopeTable.Compute(config, ropeFactors), _stream);
         Driver.Check(Driver.cuStreamSynchronize(_stream));
+        _gemv = new GemvChoices(options.TuneMinimumBytes);
+        if (communicator is null)
+        {
+            try
+            {
+                TuneProducts(); // a tensor-parallel group tunes its ranks together (their steps meet in all-reduces)
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
     }
 
     public ModelConfig Config { get; }
@@ -128,6 +142,9 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
 
     /// <summary>The stream every step runs on; tests use it to poison and read buffers in order with the steps.</summary>
     public nint Stream => _stream;
+
+    /// <summary>Which matrix-vector kernel each product of a small step launches, and what the warm-up trials measured.</summary>
+    public GemvChoices GemvChoices => _gemv;
 
     /// <summary>Decode batch sizes captured as CUDA graphs so far.</summary>
     public int GraphCount => _graphs.Count;

@@ -38,6 +38,15 @@ public sealed record CudaRunnerOptions
     /// </summary>
     public long CompactExpandElements { get; init; } = 16L << 20;
 
+    /// <summary>
+    /// At warm-up, time the interchangeable matrix-vector kernels of every decode-step product (<see cref="GemvChoices"/>)
+    /// and keep the fastest for this GPU: a few dozen eager steps, under a second on a 1B model.
+    /// </summary>
+    public bool TuneProducts { get; init; } = true;
+
+    /// <summary>Products over smaller matrices keep the default kernel: their time is launch latency, not the choice.</summary>
+    public long TuneMinimumBytes { get; init; } = 1L << 20;
+
     /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
     public string? KernelCacheDirectory { get; init; }
 }

@@ -165,6 +165,9 @@ public sealed unsafe class CudaWeights : IDisposable
         return buffer;
     }
 
+    /// <summary>The largest matrix's bytes: whether any product is worth tuning (<see cref="CudaRunnerOptions.TuneMinimumBytes"/>).</summary>
+    public long LargestMatrixBytes => AllMatrices().Max(m => m.Bytes);
+
     /// <summary>The matrices kept in f16 or Q8: the runner sizes the scratch it expands them into for cuBLAS.</summary>
     public IEnumerable<DeviceMatrix> CompactMatrices() => AllMatrices().Where(m => m.Format != WeightFormat.Bf16);
 

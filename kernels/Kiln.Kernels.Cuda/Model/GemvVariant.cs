@@ -25,13 +25,19 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
     /// <summary>The fused decode-layer products (bf16 names; each also has an f16 and a Q8 form).</summary>
     private static readonly string[] FusedKernels = ["gemv_norm_rope", "gemv_add", "gemv_norm_swiglu"];
 
+    /// <summary>Each fused product with 8 loads in flight per row instead of 4 (NAME_u8): the same sums, in the same order.</summary>
+    private static readonly string[] DeepFusedKernels = [.. FusedKernels.Select(k => k + "_u8")];
+
+    private static readonly Dictionary<string, string[]> FusedAlternatives =
+        FusedKernels.Zip(DeepFusedKernels).ToDictionary(p => p.First, p => new[] { p.First, p.Second });
+
     /// <summary>
     /// The f16 and Q8 forms gemv.cu builds (GEMV_COMPACT_FORMAT, GEMV_ROPE_KERNEL): the plain products with one, two
-    /// and four rows a warp (gemv_bf16_r2 -> gemv_q8_r2) and every fused one (gemv_add -> gemv_add_q8).
+    /// and four rows a warp (gemv_bf16_r2 -> gemv_q8_r2) and every fused one (gemv_add -> gemv_add_q8, gemv_add_u8 -> gemv_add_u8_q8).
     /// </summary>
     private static readonly Dictionary<(string Kernel, WeightFormat Format), string> CompactNames =
         (from format in new[] { WeightFormat.F16, WeightFormat.Q8 }
-         from kernel in new[] { OneRow.Kernel, TwoRows.Kernel, FourRows.Kernel }.Concat(FusedKernels)
+         from kernel in new[] { OneRow.Kernel, TwoRows.Kernel, FourRows.Kernel }.Concat(FusedKernels).Concat(DeepFusedKernels)
          select (kernel, format))
         .ToDictionary(
             key => key,
@@ -43,7 +49,23 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
     /// Every product gemv.cu builds: the plain bf16 variants, the fused ones, and both in f16 and Q8. Each is also built
     /// for exactly one token (<see cref="ForTokens"/>).
     /// </summary>
-    public static IReadOnlyList<string> Products { get; } = [.. All.Select(v => v.Kernel), .. FusedKernels, .. CompactNames.Values];
+    public static IReadOnlyList<string> Products { get; } = [.. All.Select(v => v.Kernel), .. FusedKernels, .. DeepFusedKernels, .. CompactNames.Values];
+
+    /// <summary>The plain variants built over f16 and Q8 weights too.</summary>
+    private static readonly GemvVariant[] CompactVariants = [OneRow, TwoRows, FourRows];
+
+    /// <summary>
+    /// The plain variants that can serve a matrix in <paramref name="format"/>: interchangeable, each row's sums taken
+    /// in the same order, so they give the same bits and differ only in speed (see <see cref="GemvChoices"/>).
+    /// </summary>
+    public static IReadOnlyList<GemvVariant> Alternatives(WeightFormat format) => format == WeightFormat.Bf16 ? All : CompactVariants;
+
+    /// <summary>The kernels that can run fused product <paramref name="fused"/> (a bf16 name): itself, then its _u8 form.</summary>
+    public static IReadOnlyList<string> Alternatives(string fused) =>
+        FusedAlternatives.TryGetValue(fused, out string[]? names) ? names : throw new NotSupportedException($"{fused} is not a fused product");
+
+    /// <summary>The most alternatives any product has: the steps a tuning round runs.</summary>
+    public static int MostAlternatives => Math.Max(All.Count, FusedAlternatives.Values.Max(n => n.Length));
 
     /// <summary>
     /// The product to launch for a step of <paramref name="tokens"/> tokens: at one token its _t1 form, whose

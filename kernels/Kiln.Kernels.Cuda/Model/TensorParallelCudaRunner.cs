@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Cpu.TensorParallel;
@@ -47,6 +48,7 @@ public sealed class TensorParallelCudaRunner : IModelRunner
         _rankZero = (batch, logits) => _ranks[0].Forward(batch, _cache!.Shard(0), logits, _allPositions);
         _rankZeroDraw = (batch, _) => _ranks[0].TryForwardSampled(batch, _cache!.Shard(0), _draws.AsSpan(0, batch.SequenceCount), _drawn);
         _group = new RankGroup(ranks, "kiln-cuda-rank", (rank, batch) => _ranks[rank].ForwardWithoutOutput(batch, _cache!.Shard(rank), _allPositions), Abort);
+        TuneRanks();
     }
 
     public ModelConfig Config { get; }
@@ -94,6 +96,37 @@ public sealed class TensorParallelCudaRunner : IModelRunner
         _group.Run(batch, [], _rankZeroDraw);
         _drawn.AsSpan(0, rows).CopyTo(next);
         return true;
+    }
+
+    /// <summary>
+    /// The ranks' warm-up trials of the matrix-vector kernels (<see cref="CudaModelRunner.TuneProducts"/>) run
+    /// together, one thread a rank, since every trial step all-reduces. A rank that fails aborts the group.
+    /// </summary>
+    private void TuneRanks()
+    {
+        Exception? first = null; // the rank that failed first: the cause; the others then fail from the abort
+        var trials = _ranks.Select(rank => Task.Factory.StartNew(
+            () =>
+            {
+                try
+                {
+                    rank.TuneProducts();
+                }
+                catch (Exception error)
+                {
+                    Interlocked.CompareExchange(ref first, error, null);
+                    Abort();
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default)).ToArray();
+        Task.WaitAll(trials);
+        if (first is not null)
+        {
+            Dispose();
+            ExceptionDispatchInfo.Throw(first);
+        }
     }
 
     /// <summary>NCCL cannot resume an aborted communicator: after a rank failed, the group serves no more steps.</summary>
