@@ -17,6 +17,10 @@ public sealed class GemvFormTests_OnEmulator_NeedsGxx : GemvFormChecks;
 
 public sealed class AheadOfTimeTests_OnEmulator_NeedsGxx : AheadOfTimeChecks;
 
+/// <summary>Its tensor-parallel check uses emulated device 1 too.</summary>
+[Collection(EmulatedDeviceOne.Name)]
+public sealed class TuningTests_OnEmulator_NeedsGxx : TuningChecks;
+
 /// <summary>The tests that use emulated device 1 (tensor-parallel rank 1), run one at a time.</summary>
 internal static class EmulatedDeviceOne
 {

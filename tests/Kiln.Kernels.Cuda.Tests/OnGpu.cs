@@ -14,3 +14,5 @@ public sealed class FusedGemvTests_NeedsGpu : FusedGemvChecks;
 public sealed class GemvFormTests_NeedsGpu : GemvFormChecks;
 
 public sealed class AheadOfTimeTests_NeedsGpu : AheadOfTimeChecks;
+
+public sealed class TuningTests_NeedsGpu : TuningChecks;

@@ -45,7 +45,7 @@ public sealed record CudaRunnerOptions
     public bool TuneProducts { get; init; } = true;
 
     /// <summary>Products over smaller matrices keep the default kernel: their time is launch latency, not the choice.</summary>
-    public long TuneMinimumBytes { get; init; } = 1L << 20;
+    public long TuneMinimumBytes { get; init; } = 4L << 20;
 
     /// <summary>Where compiled kernels are cached; null means <see cref="Device.KernelCompiler.DefaultCacheDirectory"/>.</summary>
     public string? KernelCacheDirectory { get; init; }
