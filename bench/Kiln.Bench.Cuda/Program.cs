@@ -124,6 +124,23 @@ if (settings.ComparePdl)
     results["decode_step_ms_without_programmatic_launch"] = withoutPdl;
 }
 
+if (settings.CompareTuning)
+{
+    // The decode batches the matrix-vector kernels serve, with the defaults (the H200 sweep's table) in place of
+    // what the warm-up trials chose on this GPU.
+    runner.SetTunedProducts(false);
+    var defaults = new Dictionary<string, double>();
+    foreach (int batch in settings.Batches.Where(b => b <= 8))
+    {
+        var (tokPerSecond, msPerStep) = Decode(batch);
+        defaults[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
+        Console.WriteLine($"decode batch {batch,3} with the default kernels: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+    }
+
+    runner.SetTunedProducts(true);
+    results["decode_step_ms_default_kernels"] = defaults;
+}
+
 if (settings.CompareFused)
 {
     // The decode batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of five.
@@ -148,6 +165,21 @@ if (settings.Engine)
 
 results["decode_step_ms"] = stepMs;
 results["graphs"] = runner.GraphCount;
+results["gemv_trials_ms"] = runner.GemvChoices.TrialTime.TotalMilliseconds;
+results["gemv_trials"] = runner.GemvChoices.Tunings.Select(t => new Dictionary<string, object>
+{
+    ["product"] = $"{t.Family} {t.Rows}x{t.Columns}",
+    ["tokens"] = t.Tokens,
+    ["chosen"] = t.Chosen,
+    ["us"] = t.Alternatives.ToDictionary(a => a.Kernel, a => a.Microseconds),
+}).ToArray();
+Console.WriteLine($"warm-up trials of the matrix-vector kernels: {runner.GemvChoices.TrialTime.TotalMilliseconds:F0} ms");
+foreach (var t in runner.GemvChoices.Tunings)
+{
+    string times = string.Join(", ", t.Alternatives.Select(a => $"{a.Kernel} {a.Microseconds:F1} us"));
+    Console.WriteLine($"  {t.Family} {t.Rows}x{t.Columns} at {t.Tokens} token(s): {times} -> {t.Chosen}");
+}
+
 if (settings.Json is { } path)
 {
     File.WriteAllText(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));

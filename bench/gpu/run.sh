@@ -17,7 +17,7 @@ echo "== CUDA tests"
 "$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
 }
 echo "== Kiln benchmark"
-"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
+"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --compare-tuning --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
 [ -n "${SKIP_Q8:-}" ] || {
 echo "== Kiln benchmark, Q8 weights"
 "$bin/Kiln.Bench.Cuda" --json "$out/kiln-q8.json" --weights q8 --no-engine 2>&1 | tee "$out/kiln-q8.log"

@@ -44,3 +44,13 @@ if "engine_tok_s" in kiln:
     table("Through the engine (InferenceEngine on the CUDA runner; prompt 128 + 128 new tokens a request, prefill included):",
           ["concurrent requests", "Kiln output tok/s"],
           [(n, f"{v:,.0f}") for n, v in kiln["engine_tok_s"].items()])
+
+if kiln.get("decode_step_ms_default_kernels"):
+    table("Matrix-vector kernels chosen by the warm-up trials on this GPU, against the defaults (the H200 sweep's table):",
+          ["decode batch", "chosen ms a step", "default ms a step", "default / chosen"],
+          [(b, f"{kiln['decode_step_ms'][b]:.3f}", f"{d:.3f}", f"{d / kiln['decode_step_ms'][b]:.2f}x") for b, d in kiln["decode_step_ms_default_kernels"].items()])
+
+if kiln.get("gemv_trials"):
+    table(f"Warm-up trials ({kiln.get('gemv_trials_ms', float('nan')):.0f} ms): each product's alternatives, microseconds a launch:",
+          ["product", "tokens", "alternatives (us)", "chosen"],
+          [(t["product"], str(t["tokens"]), ", ".join(f"{k} {v:.1f}" for k, v in t["us"].items()), t["chosen"]) for t in kiln["gemv_trials"]])

@@ -122,19 +122,30 @@ public sealed unsafe partial class CudaModelRunner
     /// <summary>Turns programmatic dependent launch on or off (for the benchmark's comparison); captured graphs are dropped.</summary>
     internal void SetProgrammaticLaunch(bool enabled)
     {
-        _device.MakeCurrent();
-        Driver.Check(Driver.cuStreamSynchronize(_stream));
-        DestroyGraphs();
+        FinishAndDropGraphs();
         _kernels.ProgrammaticLaunch = enabled && _device.ComputeCapability >= 90;
     }
 
-    /// <summary>Turns the fused decode layers on or off (for the benchmark's comparison); captured graphs are dropped.</summary>
+    /// <summary>
+    /// Turns the fused decode layers on or off (for the benchmark's comparison); captured graphs are dropped. A lone
+    /// runner then runs the warm-up trials again, for the products the other layers launch.
+    /// </summary>
     internal void SetFusedSmallBatch(bool enabled)
+    {
+        FinishAndDropGraphs();
+        _fusedOverride = enabled;
+        if (_communicator is null)
+        {
+            TuneProducts();
+        }
+    }
+
+    /// <summary>Before a setting changes what a step launches: the stream finished, and the graphs captured under the old setting gone.</summary>
+    private void FinishAndDropGraphs()
     {
         _device.MakeCurrent();
         Driver.Check(Driver.cuStreamSynchronize(_stream));
         DestroyGraphs();
-        _fusedOverride = enabled;
     }
 
     private void DestroyGraphs()

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Runtime.Cpu;
 
@@ -9,6 +10,9 @@ public sealed partial class CudaModelRunner
     /// <summary>Rounds of a trial; each alternative keeps its best round (the first launch of a kernel also loads it).</summary>
     private const int TuningRounds = 3;
 
+    /// <summary>The layer forms (fused or not) whose products were tried.</summary>
+    private readonly HashSet<bool> _tunedFusion = [];
+
     /// <summary>
     /// Times every alternative of every product a decode step launches, at one token and at up to eight, and keeps the
     /// fastest (<see cref="GemvChoices"/>). The steps are real ones over the model's weights (every layer's matrices in
@@ -18,13 +22,14 @@ public sealed partial class CudaModelRunner
     /// </summary>
     internal void TuneProducts()
     {
-        if (!_options.TuneProducts || _weights.LargestMatrixBytes < _options.TuneMinimumBytes)
+        if (!_options.TuneProducts || _weights.LargestMatrixBytes < _options.TuneMinimumBytes || !_tunedFusion.Add(_fusedOverride ?? _options.FusedSmallBatch))
         {
             return;
         }
 
         int many = Math.Min(GemvMaxTokens, Math.Min(MaxBatchTokens, _options.MaxLogitRows));
         var previous = Profiler;
+        long started = Stopwatch.GetTimestamp();
         try
         {
             foreach (int tokens in many > 1 ? [1, many] : new[] { 1 })
@@ -56,6 +61,14 @@ public sealed partial class CudaModelRunner
         {
             _gemv.Trial = -1;
             Profiler = previous;
+            _gemv.TrialTime += Stopwatch.GetElapsedTime(started);
         }
+    }
+
+    /// <summary>Launches the default kernels instead of the trials' choices, or the choices again (the benchmark's comparison); captured graphs are dropped.</summary>
+    internal void SetTunedProducts(bool enabled)
+    {
+        FinishAndDropGraphs();
+        _gemv.UseDefaults = !enabled;
     }
 }

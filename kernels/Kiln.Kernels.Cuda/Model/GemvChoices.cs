@@ -25,6 +25,12 @@ public sealed class GemvChoices(long minimumBytes)
     /// </summary>
     internal int Trial { get; set; } = -1;
 
+    /// <summary>Launch the defaults, whatever the trials chose (the benchmark's comparison).</summary>
+    internal bool UseDefaults { get; set; }
+
+    /// <summary>Wall time of the trials so far (part of the runner's warm-up).</summary>
+    public TimeSpan TrialTime { get; internal set; }
+
     /// <summary>The kernel for fused product <paramref name="family"/> over a [rows x columns] matrix at <paramref name="tokens"/> tokens.</summary>
     public string Fused(string family, WeightFormat format, int rows, int columns, int tokens)
     {
@@ -90,7 +96,7 @@ public sealed class GemvChoices(long minimumBytes)
             return Trial % count;
         }
 
-        return _chosen.TryGetValue(product, out int index) ? index : fallback;
+        return !UseDefaults && _chosen.TryGetValue(product, out int index) ? index : fallback;
     }
 
     /// <summary>The kernel names a product's alternatives launch under, in alternative order.</summary>
