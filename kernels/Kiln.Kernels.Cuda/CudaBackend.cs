@@ -36,6 +36,30 @@ public static class CudaBackend
     }
 
     /// <summary>
+    /// What a CUDA runner's warm-up did, for the host's log: the GPU, whether the kernels came from the cache, and which
+    /// matrix-vector kernels the trials kept (those that differ from the defaults). Null for another runner.
+    /// </summary>
+    public static string? Describe(IModelRunner runner)
+    {
+        var rank = runner switch
+        {
+            CudaModelRunner single => single,
+            TensorParallelCudaRunner group => group.Rank(0),
+            _ => null,
+        };
+        if (rank is null)
+        {
+            return null;
+        }
+
+        var choices = rank.GemvChoices;
+        var kept = choices.Tunings.Where(t => t.Chosen != t.Alternatives[0].Kernel).Select(t => $"{t.Family} {t.Rows}x{t.Columns} at {t.Tokens}: {t.Chosen}").ToArray();
+        return $"{rank.Gpu.Name} x{runner.TensorParallelSize}; kernels {(rank.Kernels.FromCache ? "from the cache" : "compiled")} in {rank.Kernels.CompileTime.TotalMilliseconds:F0} ms; " +
+            $"matrix-vector trials {choices.TrialTime.TotalMilliseconds:F0} ms over {choices.Tunings.Count} products" +
+            (kept.Length == 0 ? "" : $", kept other than the first: {string.Join("; ", kept)}");
+    }
+
+    /// <summary>
     /// Compiles the kernels a model needs on GPUs of the given compute capabilities (90 for sm_90) into the kernel
     /// cache, without a GPU: only NVRTC is needed. A runner started later with the same cache (KILN_CUDA_CACHE)
     /// then loads them instead of compiling at warm-up, which is what a pod scaled up from zero wants.

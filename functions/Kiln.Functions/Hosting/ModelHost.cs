@@ -127,7 +127,7 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
     /// The CPU engine, or the engine on a CUDA runner sized to the engine's limits (the runner must take a step's
     /// tokens and one row of logits per running sequence); the engine owns the runner once it exists.
     /// </summary>
-    private static InferenceEngine CreateEngine(LoadedModel model, KilnSettings settings)
+    private InferenceEngine CreateEngine(LoadedModel model, KilnSettings settings)
     {
         var options = settings.Engine;
         if (settings.Device != KilnDevice.Cuda)
@@ -140,6 +140,9 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
             model, options.TensorParallelSize, maxBatchTokens: options.MaxBatchedTokens, maxLogitRows: options.MaxSequences, maxContext: options.MaxModelLength);
         try
         {
+            string warmUp = CudaBackend.Describe(runner) ?? runner.Device; // once a load: cheap
+            LogWarmUp(logger, ModelId, warmUp);
+
             return new InferenceEngine(model.Description, runner, options);
         }
         catch
@@ -188,6 +191,9 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {ModelId} loaded in {Seconds:F1} s on {Device}; chat template {Family}")]
     private static partial void LogLoaded(ILogger logger, string modelId, double seconds, ChatTemplateFamily family, string device);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {ModelId} warmed up on {Backend}")]
+    private static partial void LogWarmUp(ILogger logger, string modelId, string backend);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Model {ModelId} failed to load on {Device}")]
     private static partial void LogFailed(ILogger logger, Exception exception, string modelId, string device);

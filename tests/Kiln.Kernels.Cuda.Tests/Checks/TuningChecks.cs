@@ -68,8 +68,14 @@ public abstract class TuningChecks
             Assert.Equal(fastest.Kernel, tuning.Chosen);
         }
 
+        // What the host logs: the trials, and the kernels they kept other than the defaults.
+        string described = CudaBackend.Describe(gpu) ?? "";
+        Assert.Contains($"matrix-vector trials {gpu.GemvChoices.TrialTime.TotalMilliseconds:F0} ms over {tunings.Count} products", described, StringComparison.Ordinal);
+        Assert.All(tunings.Where(t => t.Chosen != t.Alternatives[0].Kernel), t => Assert.Contains(t.Chosen, described, StringComparison.Ordinal));
+
         // After the trials the runner serves with what it chose, and still computes what the CPU does.
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 256);
+        Assert.Null(CudaBackend.Describe(cpu));
         using var cpuCache = cpu.CreateKvCache(8, 16, 2, 4);
         using var gpuCache = gpu.CreateKvCache(8, 16, 2, 4);
         int[] tables = [4, 0, 0, 0, /* row 1 */ 6, 1, 0, 0];
@@ -100,6 +106,7 @@ public abstract class TuningChecks
         TestDevice.RequireDevices(2);
         using var model = TestDevice.RandomModel(Small);
         using var group = new TensorParallelCudaRunner(model, 2, Tuned());
+        Assert.Contains(" x2; ", CudaBackend.Describe(group), StringComparison.Ordinal);
         for (int rank = 0; rank < 2; rank++)
         {
             var families = group.Rank(rank).GemvChoices.Tunings.Select(t => t.Family).ToHashSet();
