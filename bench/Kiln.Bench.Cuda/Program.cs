@@ -108,53 +108,24 @@ foreach (int batch in settings.Batches)
 
 results["decode_sampled"] = sampled;
 
+// The comparisons: the same steps with one setting off, each turned back on after.
 if (settings.ComparePdl)
 {
-    // The same steps with every kernel waiting for the previous one to finish before it starts.
-    runner.SetProgrammaticLaunch(false);
-    var withoutPdl = new Dictionary<string, double>();
-    foreach (int batch in settings.Batches)
-    {
-        var (tokPerSecond, msPerStep) = Decode(batch);
-        withoutPdl[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
-        Console.WriteLine($"decode batch {batch,3} without programmatic launch: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
-    }
-
-    runner.SetProgrammaticLaunch(true);
-    results["decode_step_ms_without_programmatic_launch"] = withoutPdl;
+    // Every kernel waits for the previous one to finish before it starts.
+    results["decode_step_ms_without_programmatic_launch"] = DecodeWithout("programmatic launch", runner.SetProgrammaticLaunch, settings.Batches);
 }
 
 if (settings.CompareTuning)
 {
-    // The decode batches the matrix-vector kernels serve, with the defaults (the H200 sweep's table) in place of
-    // what the warm-up trials chose on this GPU.
-    runner.SetTunedProducts(false);
-    var defaults = new Dictionary<string, double>();
-    foreach (int batch in settings.Batches.Where(b => b <= 8))
-    {
-        var (tokPerSecond, msPerStep) = Decode(batch);
-        defaults[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
-        Console.WriteLine($"decode batch {batch,3} with the default kernels: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
-    }
-
-    runner.SetTunedProducts(true);
-    results["decode_step_ms_default_kernels"] = defaults;
+    // The batches the matrix-vector kernels serve, with the defaults (the H200 sweep's table) in place of what the
+    // warm-up trials chose on this GPU.
+    results["decode_step_ms_default_kernels"] = DecodeWithout("the trials' kernels", runner.SetTunedProducts, settings.Batches.Where(b => b <= 8));
 }
 
 if (settings.CompareFused)
 {
-    // The decode batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of five.
-    runner.SetFusedSmallBatch(false);
-    var unfused = new Dictionary<string, double>();
-    foreach (int batch in settings.Batches.Where(b => b <= 8))
-    {
-        var (tokPerSecond, msPerStep) = Decode(batch);
-        unfused[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
-        Console.WriteLine($"decode batch {batch,3} without fused layers: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
-    }
-
-    runner.SetFusedSmallBatch(true);
-    results["decode_step_ms_unfused"] = unfused;
+    // The batches the fused layers serve (up to 8 tokens), with nine kernels a layer instead of five.
+    results["decode_step_ms_unfused"] = DecodeWithout("fused layers", runner.SetFusedSmallBatch, settings.Batches.Where(b => b <= 8));
 }
 
 results["decode"] = decode;
@@ -243,6 +214,22 @@ return 0;
 
         runner.TryForwardSampled(new ForwardBatch(tokens, stepPositions, all, ones), cache, draws, next);
     }
+}
+
+// Decode at each batch with a setting turned off (set(false)), then on again: milliseconds a step by batch.
+Dictionary<string, double> DecodeWithout(string what, Action<bool> set, IEnumerable<int> batches)
+{
+    set(false);
+    var times = new Dictionary<string, double>();
+    foreach (int batch in batches)
+    {
+        var (tokPerSecond, msPerStep) = Decode(batch);
+        times[batch.ToString(CultureInfo.InvariantCulture)] = msPerStep;
+        Console.WriteLine($"decode batch {batch,3} without {what}: {msPerStep:F3} ms a step, {tokPerSecond:F0} tok/s");
+    }
+
+    set(true);
+    return times;
 }
 
 // With --profile: where one step's time goes, kernel by kernel (eager, timed with CUDA events).
