@@ -16,7 +16,7 @@ public sealed class GemvChoices(long minimumBytes)
     /// <summary>A product as a step launches it: the kernel family (a fused bf16 name, or "gemv" for the plain ones), the weights' format, its shape, and whether the step has one token.</summary>
     private readonly record struct Product(string Family, WeightFormat Format, int Rows, int Columns, bool OneToken);
 
-    /// <summary>What every trial found, in the order the products were first launched.</summary>
+    /// <summary>What every trial found: trial by trial, each by product and shape.</summary>
     public IReadOnlyList<GemvTuning> Tunings => _tunings;
 
     /// <summary>
