@@ -70,6 +70,42 @@ bool injected_failure(const std::string& name)
     return configured && *configured && name + "@" + std::to_string(t_device) == configured;
 }
 
+// The launching thread's ThreadWorkspace (kernel_abi.h): its fiber stacks, each above a guard page, and a block's
+// state, made on the thread's first launch and released when the thread ends. Each guard page is a mapping of its
+// own (about 2,000 a pool), so keeping the pools of threads gone (engine loops, tensor-parallel ranks) would reach the
+// kernel's limit on mappings (vm.max_map_count), where munmap fails and the .NET runtime aborts.
+struct OwnedWorkspace
+{
+    ThreadWorkspace view{};
+    size_t state_bytes = 0;
+
+    ~OwnedWorkspace()
+    {
+        if (view.stacks) munmap(view.stacks, StackPoolBytes);
+        operator delete(view.block_state);
+    }
+
+    const ThreadWorkspace* get(size_t block_state_bytes)
+    {
+        if (!view.stacks)
+        {
+            void* memory = mmap(nullptr, StackPoolBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (memory == MAP_FAILED) return nullptr;
+            for (int i = 0; i < MaxThreads; i++) mprotect((char*)memory + (size_t)i * (StackBytes + GuardBytes), GuardBytes, PROT_NONE);
+            view.stacks = (char*)memory;
+        }
+        if (state_bytes < block_state_bytes)
+        {
+            operator delete(view.block_state);
+            view.block_state = operator new(block_state_bytes);
+            state_bytes = block_state_bytes;
+        }
+        return &view;
+    }
+};
+
+thread_local OwnedWorkspace t_workspace;
+
 int launch(Function* function, const unsigned* grid, const unsigned* block, void* stream, void** params, void** extra)
 {
     if (!function) return InvalidHandle;
@@ -96,7 +132,8 @@ int launch(Function* function, const unsigned* grid, const unsigned* block, void
     return submit(stream, [function, values, offsets, g, b]() {
         void* arguments[32];
         for (size_t i = 0; i < offsets.size(); i++) arguments[i] = values->data() + offsets[i];
-        int status = function->info->launch(g, b, arguments);
+        const ThreadWorkspace* workspace = t_workspace.get(function->info->block_state_bytes);
+        int status = workspace ? function->info->launch(g, b, arguments, workspace) : OutOfMemory;
         if (status != 0)
             fprintf(stderr, "kiln cuda emulator: kernel %s (grid %ux%ux%u, block %ux%ux%u) failed: %s\n", function->name.c_str(),
                     g[0], g[1], g[2], b[0], b[1], b[2], status == LaunchFailed ? "its threads wait on different barriers" : "invalid launch");

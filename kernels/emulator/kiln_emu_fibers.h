@@ -7,9 +7,6 @@
 // ---- fibers -----------------------------------------------------------------------------------------------------
 namespace kiln_emu
 {
-constexpr int MaxThreads = 1024;
-constexpr size_t StackBytes = 64 * 1024;
-
 enum FiberState { Ready, AtBarrier, AtWarpSync, Done };
 
 struct Fiber
@@ -36,7 +33,7 @@ struct Block
 
 inline thread_local Block* t_block;
 inline thread_local Fiber* t_fiber;
-inline thread_local char* t_stacks; // MaxThreads stacks, each with a guard page below, made once per OS thread
+inline thread_local char* t_stacks; // the launching thread's stacks (ThreadWorkspace), set by each launch
 
 extern "C" void kiln_emu_switch(void** save_sp, void* load_sp) __attribute__((visibility("hidden")));
 // Saves the callee-saved registers on the current stack, stores the stack pointer, loads the other one and
@@ -79,24 +76,9 @@ inline void yield(FiberState state)
     __builtin_unreachable();
 }
 
-inline char* stacks()
-{
-    if (!t_stacks)
-    {
-        size_t page = 4096;
-        size_t bytes = (size_t)MaxThreads * (StackBytes + page);
-        void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (memory == MAP_FAILED) return nullptr;
-        for (int i = 0; i < MaxThreads; i++) mprotect((char*)memory + (size_t)i * (StackBytes + page), page, PROT_NONE);
-        t_stacks = (char*)memory;
-    }
-    return t_stacks;
-}
-
 inline void start_fiber(Fiber& fiber, int index)
 {
-    size_t page = 4096;
-    char* top = stacks() + (size_t)(index + 1) * (StackBytes + page);
+    char* top = t_stacks + (size_t)(index + 1) * (StackBytes + GuardBytes);
     void** sp = (void**)top;
     *--sp = nullptr;               // keeps fiber_main's entry stack 16-byte aligned minus the return address
     *--sp = (void*)&fiber_main;    // where the first switch "returns" to
@@ -110,7 +92,6 @@ inline void start_fiber(Fiber& fiber, int index)
 // barriers), which a correct kernel never reaches.
 inline bool run_block(Block& block, bool reverse)
 {
-    if (!stacks()) return false;
     int n = block.count;
     for (int i = 0; i < n; i++) start_fiber(block.fibers[i], i);
     int live = n;
@@ -229,14 +210,14 @@ template <auto Kernel> inline void run_thread(void** args)
     call(Kernel, args, std::make_index_sequence<Arity<decltype(Kernel)>::count>{});
 }
 
-template <auto Kernel> inline int launch(const unsigned* grid_dims, const unsigned* block_dims, void** args)
+template <auto Kernel> inline int launch(const unsigned* grid_dims, const unsigned* block_dims, void** args, const ThreadWorkspace* workspace)
 {
     dim3 grid(grid_dims[0], grid_dims[1], grid_dims[2]);
     dim3 block(block_dims[0], block_dims[1], block_dims[2]);
     unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     if (threads == 0 || threads > MaxThreads || grid.x == 0 || grid.y == 0 || grid.z == 0) return 1; // CUDA_ERROR_INVALID_VALUE
-    static thread_local Block* state = new Block();
-    Block& b = *state;
+    t_stacks = workspace->stacks;
+    Block& b = *static_cast<Block*>(workspace->block_state);
     b.count = (int)threads;
     b.bdim = block;
     b.gdim = grid;
@@ -264,6 +245,7 @@ template <auto Kernel> inline KernelInfo describe()
     info.launch = &launch<Kernel>;
     info.parameter_count = Arity<decltype(Kernel)>::count;
     Arity<decltype(Kernel)>::sizes(info.parameter_sizes);
+    info.block_state_bytes = sizeof(Block);
     return info;
 }
 } // namespace kiln_emu

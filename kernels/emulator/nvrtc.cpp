@@ -112,7 +112,7 @@ extern "C" {
 int nvrtcVersion(int* major, int* minor)
 {
     *major = 0; // not a real NVRTC: the kernel cache key keeps emulated and real binaries apart
-    *minor = 1;
+    *minor = 2; // the kernel ABI's version (kernel_abi.h): a new one keeps modules built for the old out of use
     return Success;
 }
 
