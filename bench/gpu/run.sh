@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, builds nothing: the CUDA tests, Kiln's GPU benchmark, and Hugging Face transformers on
 # the same 1.24B Llama configuration, then prints one table. Needs .gpu/kiln-gpu.tar.xz from bench/gpu/publish.sh.
+# Every step has a time limit, so one that hangs cannot spend the machine's whole loan.
 # Usage: bash bench/gpu/run.sh [OUTDIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,13 +15,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 [ -n "${SKIP_TESTS:-}" ] || {
 echo "== CUDA tests"
-"$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
+timeout 240 "$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee -p "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
 }
 echo "== Kiln benchmark"
-"$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --compare-tuning --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
+timeout 300 "$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --compare-tuning --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
 [ -n "${SKIP_Q8:-}" ] || {
 echo "== Kiln benchmark, Q8 weights"
-"$bin/Kiln.Bench.Cuda" --json "$out/kiln-q8.json" --weights q8 --no-engine 2>&1 | tee "$out/kiln-q8.log"
+timeout 180 "$bin/Kiln.Bench.Cuda" --json "$out/kiln-q8.json" --weights q8 --no-engine 2>&1 | tee "$out/kiln-q8.log"
 }
 [ -n "${SKIP_HF:-}" ] && exit 0
 echo "== transformers baseline"
