@@ -143,6 +143,8 @@ results["gemv_trials"] = runner.GemvChoices.Tunings.Select(t => new Dictionary<s
     ["tokens"] = t.Tokens,
     ["chosen"] = t.Chosen,
     ["us"] = t.Alternatives.ToDictionary(a => a.Kernel, a => a.Microseconds),
+    // The matrix's bytes, read once a launch: with the chosen time, the bandwidth the product reached.
+    ["bytes"] = (double)t.Rows * t.Columns * (t.Format == WeightFormat.Q8 ? 1.125 : 2),
 }).ToArray();
 Console.WriteLine($"warm-up trials of the matrix-vector kernels: {runner.GemvChoices.TrialTime.TotalMilliseconds:F0} ms");
 foreach (var t in runner.GemvChoices.Tunings)

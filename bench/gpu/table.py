@@ -51,6 +51,7 @@ if kiln.get("decode_step_ms_default_kernels"):
           [(b, f"{kiln['decode_step_ms'][b]:.3f}", f"{d:.3f}", f"{d / kiln['decode_step_ms'][b]:.2f}x") for b, d in kiln["decode_step_ms_default_kernels"].items()])
 
 if kiln.get("gemv_trials"):
-    table(f"Warm-up trials ({kiln.get('gemv_trials_ms', float('nan')):.0f} ms): each product's alternatives, microseconds a launch:",
-          ["product", "tokens", "alternatives (us)", "chosen"],
-          [(t["product"], str(t["tokens"]), ", ".join(f"{k} {v:.1f}" for k, v in t["us"].items()), t["chosen"]) for t in kiln["gemv_trials"]])
+    table(f"Warm-up trials ({kiln.get('gemv_trials_ms', float('nan')):.0f} ms): each product's alternatives, microseconds a launch, and the weight bandwidth of the one chosen:",
+          ["product", "tokens", "alternatives (us)", "chosen", "TB/s"],
+          [(t["product"], str(t["tokens"]), ", ".join(f"{k} {v:.1f}" for k, v in t["us"].items()), t["chosen"],
+            f"{t['bytes'] / t['us'][t['chosen']] / 1e6:.2f}" if "bytes" in t else "-") for t in kiln["gemv_trials"]])
