@@ -146,7 +146,13 @@ results["gemv_trials"] = runner.GemvChoices.Tunings.Select(t => new Dictionary<s
     // The matrix's bytes, read once a launch: with the chosen time, the bandwidth the product reached.
     ["bytes"] = (double)t.Rows * t.Columns * (t.Format == WeightFormat.Q8 ? 1.125 : 2),
 }).ToArray();
+results["gemv_step_checks"] = runner.GemvChoices.StepChecks.ToArray();
 Console.WriteLine($"warm-up trials of the matrix-vector kernels: {runner.GemvChoices.TrialTime.TotalMilliseconds:F0} ms");
+foreach (var check in runner.GemvChoices.StepChecks)
+{
+    Console.WriteLine($"  a {check.Tokens}-token graph step: {check.ChosenMilliseconds:F3} ms with the trials' kernels, {check.DefaultMilliseconds:F3} ms with the defaults: {(check.Kept ? "kept" : "dropped")}");
+}
+
 foreach (var t in runner.GemvChoices.Tunings)
 {
     string times = string.Join(", ", t.Alternatives.Select(a => $"{a.Kernel} {a.Microseconds:F1} us"));

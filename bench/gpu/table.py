@@ -55,3 +55,8 @@ if kiln.get("gemv_trials"):
           ["product", "tokens", "alternatives (us)", "chosen", "TB/s"],
           [(t["product"], str(t["tokens"]), ", ".join(f"{k} {v:.1f}" for k, v in t["us"].items()), t["chosen"],
             f"{t['bytes'] / t['us'][t['chosen']] / 1e6:.2f}" if "bytes" in t else "-") for t in kiln["gemv_trials"]])
+
+if kiln.get("gemv_step_checks"):
+    table("The trials' choices checked in whole decode steps (CUDA graphs) at warm-up, against the defaults:",
+          ["tokens", "chosen ms a step", "default ms a step", "kept"],
+          [(str(c["Tokens"]), f"{c['ChosenMilliseconds']:.3f}", f"{c['DefaultMilliseconds']:.3f}", "yes" if c["Kept"] else "no") for c in kiln["gemv_step_checks"]])

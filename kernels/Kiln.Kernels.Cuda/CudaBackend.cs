@@ -36,8 +36,9 @@ public static class CudaBackend
     }
 
     /// <summary>
-    /// What a CUDA runner's warm-up did, for the host's log: the GPU, whether the kernels came from the cache, and which
-    /// matrix-vector kernels the trials kept (those that differ from the defaults). Null for another runner.
+    /// What a CUDA runner's warm-up did, for the host's log: the GPU, whether the kernels came from the cache, which
+    /// matrix-vector kernels the trials chose (those that differ from the defaults) and whether whole decode steps
+    /// confirmed them. Null for another runner.
     /// </summary>
     public static string? Describe(IModelRunner runner)
     {
@@ -53,10 +54,11 @@ public static class CudaBackend
         }
 
         var choices = rank.GemvChoices;
-        var kept = choices.Tunings.Where(t => t.Chosen != t.Alternatives[0].Kernel).Select(t => $"{t.Family} {t.Rows}x{t.Columns} at {t.Tokens}: {t.Chosen}").ToArray();
+        var other = choices.Tunings.Where(t => t.Chosen != t.Alternatives[0].Kernel).Select(t => $"{t.Family} {t.Rows}x{t.Columns} at {t.Tokens}: {t.Chosen}").ToArray();
         return $"{rank.Gpu.Name} x{runner.TensorParallelSize}; kernels {(rank.Kernels.FromCache ? "from the cache" : "compiled")} in {rank.Kernels.CompileTime.TotalMilliseconds:F0} ms; " +
             $"matrix-vector trials {choices.TrialTime.TotalMilliseconds:F0} ms over {choices.Tunings.Count} products" +
-            (kept.Length == 0 ? "" : $", kept other than the first: {string.Join("; ", kept)}");
+            (other.Length == 0 ? "" : $", chose other than the first: {string.Join("; ", other)}") +
+            string.Concat(choices.StepChecks.Select(c => $"; a {c.Tokens}-token step {c.ChosenMilliseconds:F3} ms with them, {c.DefaultMilliseconds:F3} ms with the defaults ({(c.Kept ? "kept" : "dropped")})"));
     }
 
     /// <summary>

@@ -53,6 +53,15 @@ public sealed class GemvChoicesTests
         Assert.Equal("gemv_q8_r2_t1", classifier.Chosen);
         Assert.Equal(2, choices.Tunings.Count);
 
+        // A check in whole steps that finds the defaults faster drops the choices of that step size only; within
+        // 1% (noise) they stay.
+        Assert.True(choices.Confirm(8, chosenMilliseconds: 1.000, defaultMilliseconds: 0.995));
+        Assert.Equal("gemv_add", choices.Fused("gemv_add", Bf16, 2048, 8192, 8)); // nothing chosen at 8 tokens: nothing to keep
+        Assert.False(choices.Confirm(1, chosenMilliseconds: 1.10, defaultMilliseconds: 1.00));
+        Assert.Equal("gemv_add_t1", choices.Fused("gemv_add", Bf16, 2048, 8192, 1));
+        Assert.Equal(GemvVariant.For(128256, 2048), choices.Plain(WeightFormat.Q8, 128256, 2048, 1));
+        Assert.Equal([new GemvStepCheck(8, 1.000, 0.995, true), new GemvStepCheck(1, 1.10, 1.00, false)], choices.StepChecks);
+
         // A trial that timed nothing for a product keeps what it had.
         choices.Trial = 0;
         choices.Fused("gemv_add", Bf16, 2048, 8192, 8);

@@ -12,12 +12,16 @@ public sealed class GemvChoices(long minimumBytes)
     private readonly Dictionary<Product, int> _chosen = [];
     private readonly HashSet<Product> _tried = [];
     private readonly List<GemvTuning> _tunings = [];
+    private readonly List<GemvStepCheck> _stepChecks = [];
 
     /// <summary>A product as a step launches it: the kernel family (a fused bf16 name, or "gemv" for the plain ones), the weights' format, its shape, and whether the step has one token.</summary>
     private readonly record struct Product(string Family, WeightFormat Format, int Rows, int Columns, bool OneToken);
 
     /// <summary>What every trial found: trial by trial, each by product and shape.</summary>
     public IReadOnlyList<GemvTuning> Tunings => _tunings;
+
+    /// <summary>Each trial's choices against the defaults in whole decode steps, and whether they were kept.</summary>
+    public IReadOnlyList<GemvStepCheck> StepChecks => _stepChecks;
 
     /// <summary>
     /// During a trial (a value of 0 or more): launch that alternative, modulo its count, of every product large enough
@@ -87,6 +91,26 @@ public sealed class GemvChoices(long minimumBytes)
         _tried.RemoveWhere(p => p.OneToken == (tokens == 1));
     }
 
+    /// <summary>
+    /// Records a trial's check in whole steps at <paramref name="tokens"/> tokens and keeps its choices unless the
+    /// defaults were faster by more than 1% (noise); else forgets them, and steps of that size launch the defaults
+    /// again. Returns whether the choices were kept.
+    /// </summary>
+    internal bool Confirm(int tokens, double chosenMilliseconds, double defaultMilliseconds)
+    {
+        bool keep = defaultMilliseconds >= chosenMilliseconds * 0.99;
+        _stepChecks.Add(new GemvStepCheck(tokens, chosenMilliseconds, defaultMilliseconds, keep));
+        if (!keep)
+        {
+            foreach (var product in _chosen.Keys.Where(p => p.OneToken == (tokens == 1)).ToArray())
+            {
+                _chosen.Remove(product);
+            }
+        }
+
+        return keep;
+    }
+
     private int Pick(Product product, int count, int fallback)
     {
         long bytes = (long)product.Rows * product.Columns * (product.Format == WeightFormat.Q8 ? 1 : 2);
@@ -121,3 +145,6 @@ public sealed class GemvChoices(long minimumBytes)
 
 /// <summary>One product's trial: each alternative's best time a launch (NaN if it never ran) and the one kept.</summary>
 public sealed record GemvTuning(string Family, WeightFormat Format, int Rows, int Columns, int Tokens, IReadOnlyList<(string Kernel, double Microseconds)> Alternatives, string Chosen);
+
+/// <summary>A decode step of <paramref name="Tokens"/> tokens, from CUDA graphs, with a trial's choices and with the defaults (median milliseconds); <paramref name="Kept"/>: the choices serve.</summary>
+public sealed record GemvStepCheck(int Tokens, double ChosenMilliseconds, double DefaultMilliseconds, bool Kept);

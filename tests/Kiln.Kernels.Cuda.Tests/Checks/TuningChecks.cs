@@ -1,3 +1,4 @@
+using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Formats.Gguf;
@@ -83,7 +84,24 @@ public abstract class TuningChecks
         gpuCache.Bind(tables, 4, 2);
         Compare(cpu, gpu, cpuCache, gpuCache, [5, 9, 300, 41, 7], [0, 1, 2, 0, 1], [0, 1], [3, 2]);
         Compare(cpu, gpu, cpuCache, gpuCache, [17, 23], [3, 2], [0, 1], [1, 1]);
+
+        // Each trial was checked in whole graph steps against the defaults; a one-token decode launches the trial's
+        // kernels where that check kept them, else the defaults.
+        Assert.Equal([1, 8], gpu.GemvChoices.StepChecks.Select(check => check.Tokens));
+        Assert.All(gpu.GemvChoices.StepChecks, check => Assert.True(check.ChosenMilliseconds > 0 && check.DefaultMilliseconds > 0));
+        bool kept = gpu.GemvChoices.StepChecks[0].Kept;
+        using var profiler = new KernelProfiler();
+        gpu.Profiler = profiler;
         Compare(cpu, gpu, cpuCache, gpuCache, [99], [4], [0], [1]);
+        gpu.Profiler = null;
+        var launched = profiler.Collect().Select(p => p.Name).ToHashSet();
+        foreach (var tuning in tunings.Where(t => t.Tokens == 1))
+        {
+            string kernel = kept ? tuning.Chosen
+                : tuning.Family == "gemv" ? GemvVariant.ForTokens(weights == GgmlType.BF16 ? GemvVariant.For(tuning.Rows, tuning.Columns).Kernel : GemvVariant.For(tuning.Rows, tuning.Columns).CompactKernel(tuning.Format), 1)
+                : tuning.Alternatives[0].Kernel;
+            Assert.Contains($"{kernel} {tuning.Rows}x{tuning.Columns}", launched);
+        }
     }
 
     [Fact]
@@ -96,7 +114,8 @@ public abstract class TuningChecks
         long largest = off.Weights.LargestMatrixBytes;
         using var small = new CudaModelRunner(model, Tuned() with { TuneMinimumBytes = largest + 1 });
         Assert.Empty(small.GemvChoices.Tunings);
-        using var one = new CudaModelRunner(model, Tuned() with { TuneMinimumBytes = largest });
+        using var one = new CudaModelRunner(model, Tuned() with { TuneMinimumBytes = largest, CudaGraphs = false }); // no check in graph steps: none to time
+        Assert.Empty(one.GemvChoices.StepChecks);
         Assert.Equal([(model.Config.VocabSize, 1), (model.Config.VocabSize, 8)], one.GemvChoices.Tunings.Select(t => (t.Rows, t.Tokens)));
     }
 
@@ -105,7 +124,7 @@ public abstract class TuningChecks
     {
         TestDevice.RequireDevices(2);
         using var model = TestDevice.RandomModel(Small);
-        using var group = new TensorParallelCudaRunner(model, 2, Tuned());
+        using var group = new TensorParallelCudaRunner(model, 2, Tuned() with { CudaGraphs = false }); // the trials, not their check in graph steps (slow emulated)
         Assert.Contains(" x2; ", CudaBackend.Describe(group), StringComparison.Ordinal);
         for (int rank = 0; rank < 2; rank++)
         {
