@@ -39,8 +39,9 @@ public sealed record CudaRunnerOptions
     public long CompactExpandElements { get; init; } = 16L << 20;
 
     /// <summary>
-    /// At warm-up, time the interchangeable matrix-vector kernels of every decode-step product (<see cref="GemvChoices"/>)
-    /// and keep the fastest for this GPU: a few dozen eager steps, under a second on a 1B model.
+    /// At warm-up, time the interchangeable matrix-vector kernels of every decode-step product (<see cref="GemvChoices"/>),
+    /// keep the fastest for this GPU, and check them against the defaults in whole graph steps: a few dozen steps
+    /// (expected well under a second on a 1B model; not yet timed on a GPU).
     /// </summary>
     public bool TuneProducts { get; init; } = true;
 
