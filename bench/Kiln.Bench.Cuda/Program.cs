@@ -144,7 +144,7 @@ results["gemv_trials"] = runner.GemvChoices.Tunings.Select(t => new Dictionary<s
     ["chosen"] = t.Chosen,
     ["us"] = t.Alternatives.ToDictionary(a => a.Kernel, a => a.Microseconds),
     // The matrix's bytes, read once a launch: with the chosen time, the bandwidth the product reached.
-    ["bytes"] = (double)t.Rows * t.Columns * (t.Format == WeightFormat.Q8 ? 1.125 : 2),
+    ["bytes"] = DeviceMatrix.BytesFor(t.Format, t.Rows, t.Columns),
 }).ToArray();
 results["gemv_step_checks"] = runner.GemvChoices.StepChecks.ToArray();
 Console.WriteLine($"warm-up trials of the matrix-vector kernels: {runner.GemvChoices.TrialTime.TotalMilliseconds:F0} ms");

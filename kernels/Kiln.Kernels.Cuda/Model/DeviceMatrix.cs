@@ -48,6 +48,12 @@ public sealed unsafe class DeviceMatrix : IDisposable
 
     public long Bytes => Data.Bytes + (Scales?.Bytes ?? 0);
 
+    /// <summary>What a [rows x columns] matrix in <paramref name="format"/> takes on the device (what a product reads of it).</summary>
+    public static long BytesFor(WeightFormat format, int rows, int columns) =>
+        format == WeightFormat.Q8
+            ? ((long)rows * columns) + ((long)rows * (columns / WeightTypeInfo.Q8BlockSize) * sizeof(float))
+            : (long)rows * columns * sizeof(ushort);
+
     /// <summary>A bf16 matrix already on the device (the benchmark's random weights).</summary>
     public static DeviceMatrix FromBf16(DeviceBuffer data, int rows, int columns) => new(WeightFormat.Bf16, rows, columns, data, null);
 

@@ -113,8 +113,7 @@ public sealed class GemvChoices(long minimumBytes)
 
     private int Pick(Product product, int count, int fallback)
     {
-        long bytes = (long)product.Rows * product.Columns * (product.Format == WeightFormat.Q8 ? 1 : 2);
-        if (Trial >= 0 && bytes >= minimumBytes)
+        if (Trial >= 0 && DeviceMatrix.BytesFor(product.Format, product.Rows, product.Columns) >= minimumBytes)
         {
             _tried.Add(product);
             return Trial % count;
@@ -125,9 +124,8 @@ public sealed class GemvChoices(long minimumBytes)
 
     /// <summary>The kernel names a product's alternatives launch under, in alternative order.</summary>
     private static string[] Kernels(Product product, int tokens) =>
-        product.Family == "gemv"
-            ? [.. GemvVariant.Alternatives(product.Format).Select(v => GemvVariant.ForTokens(product.Format == WeightFormat.Bf16 ? v.Kernel : v.CompactKernel(product.Format), tokens))]
-            : [.. GemvVariant.Alternatives(product.Family).Select(k => GemvVariant.ForTokens(GemvVariant.ForFormat(k, product.Format), tokens))];
+        [.. (product.Family == "gemv" ? GemvVariant.Alternatives(product.Format).Select(v => v.Kernel) : GemvVariant.Alternatives(product.Family))
+            .Select(k => GemvVariant.ForTokens(GemvVariant.ForFormat(k, product.Format), tokens))];
 
     private static int IndexOf(IReadOnlyList<GemvVariant> variants, GemvVariant variant)
     {

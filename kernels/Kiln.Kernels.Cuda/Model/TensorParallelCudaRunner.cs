@@ -1,4 +1,3 @@
-using System.Runtime.ExceptionServices;
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Cpu.TensorParallel;
@@ -99,33 +98,19 @@ public sealed class TensorParallelCudaRunner : IModelRunner
     }
 
     /// <summary>
-    /// The ranks' warm-up trials of the matrix-vector kernels (<see cref="CudaModelRunner.TuneProducts"/>) run
-    /// together, one thread a rank, since every trial step all-reduces. A rank that fails aborts the group.
+    /// The ranks' warm-up trials of the matrix-vector kernels (<see cref="CudaModelRunner.TuneProducts"/>) run together
+    /// on the group's rank threads, since every trial step all-reduces; a rank that fails aborts the group, as in a step.
     /// </summary>
     private void TuneRanks()
     {
-        Exception? first = null; // the rank that failed first: the cause; the others then fail from the abort
-        var trials = _ranks.Select(rank => Task.Factory.StartNew(
-            () =>
-            {
-                try
-                {
-                    rank.TuneProducts();
-                }
-                catch (Exception error)
-                {
-                    Interlocked.CompareExchange(ref first, error, null);
-                    Abort();
-                }
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default)).ToArray();
-        Task.WaitAll(trials);
-        if (first is not null)
+        try
+        {
+            _group.Run(rank => _ranks[rank].TuneProducts());
+        }
+        catch
         {
             Dispose();
-            ExceptionDispatchInfo.Throw(first);
+            throw;
         }
     }
 

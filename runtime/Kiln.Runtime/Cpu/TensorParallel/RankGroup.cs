@@ -5,7 +5,7 @@ namespace Kiln.Runtime.Cpu.TensorParallel;
 /// <summary>
 /// Runs one step on every rank of a tensor-parallel group, CPU threads or GPUs alike: rank 0 on the caller's thread
 /// (it returns the logits), ranks 1..t-1 on their own threads, which read the step's batch from a copy (spans cannot
-/// cross threads). <see cref="Run"/> runs a step on all of them.
+/// cross threads). <see cref="Run(ForwardBatch, Span{float}, RankZeroStep)"/> runs a step on all of them; <see cref="Run(Action{int})"/> any other work whose ranks meet in collectives.
 /// </summary>
 public sealed class RankGroup : IDisposable
 {
@@ -16,6 +16,7 @@ public sealed class RankGroup : IDisposable
     private readonly CountdownEvent _done;
     private readonly Exception?[] _errors;
     private int[] _batch = [];
+    private Action<int>? _work; // set during Run(work): the ranks run it instead of the step
     private int _tokens;
     private int _sequences;
     private volatile bool _stopping;
@@ -64,11 +65,46 @@ public sealed class RankGroup : IDisposable
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            error = e;
-            Interlocked.CompareExchange(ref _firstFailure, 0, -1);
+            error = RankZeroFailed(e);
         }
 
         Finish(error);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/>(rank) on every rank at once, rank 0 on this thread, with a step's failure handling:
+    /// for work whose ranks meet in collectives but that is not a forward step (a GPU group's warm-up trials).
+    /// </summary>
+    public void Run(Action<int> work)
+    {
+        _work = work;
+        try
+        {
+            Start(default);
+            Exception? error = null;
+            try
+            {
+                work(0);
+            }
+#pragma warning disable CA1031 // handed to Finish, which rethrows it once the other ranks have stopped
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                error = RankZeroFailed(e);
+            }
+
+            Finish(error);
+        }
+        finally
+        {
+            _work = null;
+        }
+    }
+
+    private Exception RankZeroFailed(Exception error)
+    {
+        Interlocked.CompareExchange(ref _firstFailure, 0, -1);
+        return error;
     }
 
     /// <summary>Copies the step's batch for the other ranks and sets them going.</summary>
@@ -143,7 +179,14 @@ public sealed class RankGroup : IDisposable
                 var positions = _batch.AsSpan(_tokens, _tokens);
                 var sequences = _batch.AsSpan(2 * _tokens, _sequences);
                 var lengths = _batch.AsSpan((2 * _tokens) + _sequences, _sequences);
-                _step(rank, new ForwardBatch(ids, positions, sequences, lengths));
+                if (_work is { } work)
+                {
+                    work(rank);
+                }
+                else
+                {
+                    _step(rank, new ForwardBatch(ids, positions, sequences, lengths));
+                }
             }
 #pragma warning disable CA1031 // a rank's failure is handed to the caller's thread by Finish
             catch (Exception e)
