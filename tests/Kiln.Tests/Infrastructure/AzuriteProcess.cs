@@ -1,6 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Kiln.Tests.Infrastructure;
 
@@ -12,7 +13,7 @@ public sealed class AzuriteUnavailableException(string message, Exception? inner
 /// per clone with npm into the git-ignored <c>.tools/azurite</c> (a file lock keeps parallel test processes from
 /// installing twice). No xunit dependency, so benchmarks can link this file too.
 /// </summary>
-public sealed class AzuriteProcess : IAsyncDisposable
+public sealed partial class AzuriteProcess : IAsyncDisposable
 {
     public const string Version = "3.37.0";
     public const string AccountName = "devstoreaccount1";
@@ -42,7 +43,6 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public static async Task<AzuriteProcess> StartAsync(CancellationToken cancellationToken = default)
     {
         var (file, prefixArgs) = await LocateAsync(cancellationToken);
-        var ports = FreePorts(3);
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
@@ -54,43 +54,79 @@ public sealed class AzuriteProcess : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
+        // Port 0: Azurite binds ports the OS picks and prints them. Ports found free here and handed to it would stay
+        // free only until it binds them, and another test's server listening on port 0 meanwhile could take one
+        // (seen once in ten runs: the queue client reached an HTTP/2-only Kestrel).
         foreach (var a in new[]
         {
             "--silent", "--inMemoryPersistence", "--skipApiVersionCheck",
-            "--blobHost", "127.0.0.1", "--blobPort", $"{ports[0]}",
-            "--queueHost", "127.0.0.1", "--queuePort", $"{ports[1]}",
-            "--tableHost", "127.0.0.1", "--tablePort", $"{ports[2]}",
+            "--blobHost", "127.0.0.1", "--blobPort", "0",
+            "--queueHost", "127.0.0.1", "--queuePort", "0",
+            "--tableHost", "127.0.0.1", "--tablePort", "0",
         })
         {
             psi.ArgumentList.Add(a);
         }
 
         var process = Process.Start(psi) ?? throw new AzuriteUnavailableException($"could not start {file}");
-        var output = new System.Text.StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var azurite = new AzuriteProcess(process, ports[0], ports[1], ports[2]);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!await AnswersAsync(ports[1], cancellationToken))
+        var output = new StringBuilder();
+        var ports = new Dictionary<string, int>();
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnLine(string? line)
         {
-            if (process.HasExited || DateTime.UtcNow > deadline)
+            lock (output)
             {
-                await azurite.DisposeAsync();
-                string log;
-                lock (output)
+                output.AppendLine(line);
+                if (line is not null && ListeningLine().Match(line) is { Success: true } match)
                 {
-                    log = output.ToString();
+                    ports[match.Groups["service"].Value] = int.Parse(match.Groups["port"].Value, CultureInfo.InvariantCulture);
+                    if (ports.Count == 3)
+                    {
+                        listening.TrySetResult();
+                    }
                 }
-
-                throw new InvalidOperationException($"Azurite did not open its queue port {ports[1]}: {log}");
             }
-
-            await Task.Delay(100, cancellationToken);
         }
 
-        return azurite;
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var exited = process.WaitForExitAsync(cancellationToken);
+            if (await Task.WhenAny(listening.Task, exited).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken) != listening.Task)
+            {
+                throw new InvalidOperationException($"it exited with code {process.ExitCode}");
+            }
+
+            lock (output)
+            {
+                if (ports.ContainsValue(0))
+                {
+                    throw new InvalidOperationException("it reported port 0, not the ports it bound (an Azurite older than 3.37.0 on PATH?)");
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            process.Kill(entireProcessTree: true);
+            process.Dispose();
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+
+            string log;
+            lock (output)
+            {
+                log = output.ToString();
+            }
+
+            throw new InvalidOperationException($"Azurite did not start listening ({e.Message}): {log}", e);
+        }
+
+        return new AzuriteProcess(process, ports["Blob"], ports["Queue"], ports["Table"]);
     }
 
     public async ValueTask DisposeAsync()
@@ -190,37 +226,6 @@ public sealed class AzuriteProcess : IAsyncDisposable
         }
     }
 
-    private static async Task<bool> AnswersAsync(int port, CancellationToken ct)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, port, ct);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
-        foreach (var l in listeners)
-        {
-            l.Start();
-        }
-
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners)
-        {
-            l.Stop();
-        }
-
-        return ports;
-    }
-
     private static string? FindOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
@@ -238,4 +243,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
 
         throw new DirectoryNotFoundException($"no Functions.sln above {AppContext.BaseDirectory}");
     }
+
+    [GeneratedRegex(@"Azurite (?<service>Blob|Queue|Table) service is successfully listening at http://[^:]+:(?<port>\d+)")]
+    private static partial Regex ListeningLine();
 }
