@@ -17,6 +17,29 @@
 #define GQA_GROUP 1
 #endif
 
+// A lane's DIMS_PER_LANE dimensions of one value, as stored: the form in which a decode step loads its first chunk's
+// values before it waits (kept to head sizes up to 64, where they take 32 registers a thread).
+#define VALUES_EARLY (DIMS_PER_LANE <= 2)
+
+// Through __ldg: a plain load here and the read of the early copy in accumulate_key would be merged by the compiler
+// into one load through a chosen address, which keeps the early copies in local memory (check-ptx.sh).
+__device__ __forceinline__ unsigned int load_value_bits(const bf16* source)
+{
+#if DIMS_PER_LANE == 2
+    return __ldg((const unsigned int*)source);
+#else
+    return source[0];
+#endif
+}
+
+__device__ __forceinline__ void unpack_value_bits(float* v, unsigned int bits)
+{
+    v[0] = __uint_as_float(bits << 16);
+#if DIMS_PER_LANE == 2
+    v[1] = __uint_as_float(bits & 0xffff0000u);
+#endif
+}
+
 __device__ __forceinline__ void load_value(float* v, const bf16* source)
 {
 #if DIMS_PER_LANE % 2 == 0
@@ -34,12 +57,18 @@ __device__ __forceinline__ void load_value(float* v, const bf16* source)
 #endif
 }
 
-// Adds key jj of the chunk (slot and per-head weights held by lane jj) into every head's accumulator.
-__device__ __forceinline__ void accumulate_key(float (*acc)[DIMS_PER_LANE], const float* p, int slot, int jj, const bf16* v_lane, int kv_dim)
+// Adds key jj of the chunk (slot and per-head weights held by lane jj) into every head's accumulator. When early,
+// the lane's part of the value was loaded before the kernel waited (early_bits), so nothing is read here.
+__device__ __forceinline__ void accumulate_key(float (*acc)[DIMS_PER_LANE], const float* p, int slot, int jj, const bf16* v_lane, int kv_dim,
+                                               bool early, unsigned int early_bits)
 {
     int sj = __shfl_sync(0xffffffffu, slot, jj);
     float v[DIMS_PER_LANE];
+#if VALUES_EARLY
+    unpack_value_bits(v, early ? early_bits : load_value_bits(v_lane + (usize)sj * kv_dim));
+#else
     load_value(v, v_lane + (usize)sj * kv_dim);
+#endif
 #pragma unroll
     for (int g = 0; g < GQA_GROUP; g++)
     {
@@ -70,7 +99,8 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
     // before waiting for the previous kernel: the slot of this lane's key in the warp's first chunk is known when the
     // fresh queries are (a decode over up to 8 x 32 positions has only that chunk). In a decode step (decode_step != 0:
     // each token is its sequence's only new one) every key but the token's own was written by an earlier step, so
-    // those of the first chunk are loaded before the wait too.
+    // those of the first chunk, and their values where the head size is at most 64, are loaded before the wait too:
+    // at decode over a short context nothing but the queries and the token's own key and value is read after it.
     const int* table = block_tables + (usize)token_rows[t] * table_stride;
     const bf16* k_head = k_cache + kvh * HEAD_DIM;
     int length = positions[t] + 1;
@@ -84,13 +114,24 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
 #pragma unroll
         for (int c = 0; c < HEAD_DIM / 8; c++) first_key[c] = k[c];
     }
+    const bf16* v_lane = v_cache + kvh * HEAD_DIM + lane * DIMS_PER_LANE;
+    // And the same keys' values: this lane's dimensions of key jj of the first chunk, at the slot lane jj found.
+    unsigned int first_values[32];
+#pragma unroll
+    for (int jj = 0; jj < 32; jj++)
+    {
+        first_values[jj] = 0;
+#if VALUES_EARLY
+        int sj = __shfl_sync(0xffffffffu, first_slot, jj);
+        if (decode_step && warp * 32 + jj < length - 1) first_values[jj] = load_value_bits(v_lane + (usize)sj * kv_dim);
+#endif
+    }
     after_previous_kernel();
 
     const float* q = qkv + (usize)t * (q_heads + 2 * kv_heads) * HEAD_DIM + first_head * HEAD_DIM;
     for (int d = threadIdx.x; d < GQA_GROUP * HEAD_DIM; d += blockDim.x) q_shared[d / HEAD_DIM][d % HEAD_DIM] = q[d] * scale;
     __syncthreads();
 
-    const bf16* v_lane = v_cache + kvh * HEAD_DIM + lane * DIMS_PER_LANE;
     float running_max[GQA_GROUP];
     float running_sum[GQA_GROUP];
     float acc[GQA_GROUP][DIMS_PER_LANE];
@@ -145,14 +186,19 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
             for (int i = 0; i < DIMS_PER_LANE; i++) acc[g][i] *= correction;
             running_max[g] = new_max;
         }
+        // Keys of the first chunk but the token's own were loaded early in a decode step (warp-uniform).
+        int early_keys = decode_step && base == warp * 32 ? length - 1 - base : 0;
         if (length - base >= 32)
         {
 #pragma unroll
-            for (int jj = 0; jj < 32; jj++) accumulate_key(acc, p, slot, jj, v_lane, kv_dim);
+            for (int jj = 0; jj < 32; jj++) accumulate_key(acc, p, slot, jj, v_lane, kv_dim, jj < early_keys, first_values[jj]);
         }
         else
         {
-            for (int jj = 0; jj < length - base; jj++) accumulate_key(acc, p, slot, jj, v_lane, kv_dim);
+            // Unrolled with a guard, not a loop to length - base: first_values[jj] must be a register.
+#pragma unroll
+            for (int jj = 0; jj < 32; jj++)
+                if (jj < length - base) accumulate_key(acc, p, slot, jj, v_lane, kv_dim, jj < early_keys, first_values[jj]);
         }
     }
 

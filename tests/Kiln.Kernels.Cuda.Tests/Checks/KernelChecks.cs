@@ -146,7 +146,7 @@ public abstract class KernelChecks
     [Theory]
     [InlineData(16, 4)] // a block serves a KV head's four query heads
     [InlineData(5, 4)]
-    [InlineData(5, 4, true)] // the first chunk's keys loaded before the kernel waits, as in a decode step
+    [InlineData(5, 4, true)] // the first chunk's keys and values loaded before the kernel waits, as in a decode step
     [InlineData(16, 1)] // a block per query head, as for models whose group is too large
     [InlineData(7, 1, true)]
     public void PagedAttention_MixedPrefillChunkAndDecodes_MatchesFloat64(int blockSize, int gqaGroup, bool keysBeforeWait = false)
