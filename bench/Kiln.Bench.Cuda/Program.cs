@@ -36,7 +36,8 @@ var config = new ModelConfig
     RmsNormEps = 1e-5,
     TiedEmbeddings = true,
 };
-int maxBatch = settings.Batches.Max();
+int longBatch = settings.LongPrompt > 0 ? 8 : 0; // the long-context decodes run at batches 1 and 8
+int maxBatch = Math.Max(settings.Batches.Max(), longBatch);
 using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1, settings.Weights);
 Console.WriteLine($"device: {runner.Gpu}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
 using (var again = new KernelModule(runner.Gpu, config.HeadDim, null, runner.Kernels.GqaGroup))
@@ -53,7 +54,8 @@ if (settings.GemvSweep)
 }
 
 const int BlockSize = 16;
-int blocksPerSequence = ((Math.Max(settings.Prefill, settings.Prompt + settings.NewTokens) + BlockSize - 1) / BlockSize) + 1;
+int longest = Math.Max(settings.Prefill, Math.Max(settings.Prompt, settings.LongPrompt) + settings.NewTokens);
+int blocksPerSequence = ((longest + BlockSize - 1) / BlockSize) + 1;
 using var cache = (CudaKvCache)runner.CreateKvCache(maxBatch * blocksPerSequence, BlockSize, maxBatch, blocksPerSequence);
 var tables = new int[maxBatch * blocksPerSequence];
 for (int i = 0; i < tables.Length; i++)
@@ -128,6 +130,25 @@ if (settings.CompareFused)
     results["decode_step_ms_unfused"] = DecodeWithout("fused layers", runner.SetFusedSmallBatch, settings.Batches.Where(b => b <= 8));
 }
 
+if (settings.LongPrompt > 0)
+{
+    // Decode over a long context, where a step of few tokens has few attention blocks unless they are split.
+    var split = new Dictionary<string, double>();
+    var unsplit = new Dictionary<string, double>();
+    foreach (int batch in new[] { 1, longBatch })
+    {
+        split[batch.ToString(CultureInfo.InvariantCulture)] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
+        runner.SetSplitDecodeAttention(false);
+        unsplit[batch.ToString(CultureInfo.InvariantCulture)] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
+        runner.SetSplitDecodeAttention(true);
+        Console.WriteLine($"decode batch {batch,3} after {settings.LongPrompt} prompt tokens: {split[$"{batch}"]:F3} ms a step with attention split over {runner.DecodeAttentionSplits(batch)} blocks a head group, {unsplit[$"{batch}"]:F3} ms unsplit");
+    }
+
+    results["long_prompt"] = settings.LongPrompt;
+    results["decode_step_ms_long"] = split;
+    results["decode_step_ms_long_unsplit"] = unsplit;
+}
+
 results["decode"] = decode;
 if (settings.Engine)
 {
@@ -166,20 +187,27 @@ if (settings.Json is { } path)
 
 return 0;
 
-// Prompt of settings.Prompt tokens per sequence (prefilled in chunks), then settings.NewTokens greedy steps: the
+// Prompt of settings.Prompt tokens (or prompt) per sequence, prefilled in chunks, then settings.NewTokens greedy steps: the
 // first is a warm-up that also captures the graph; the rest are timed.
-(double TokensPerSecond, double MillisecondsPerStep) Decode(int batch, DeviceSampling? draw = null)
+(double TokensPerSecond, double MillisecondsPerStep) Decode(int batch, DeviceSampling? draw = null, int? prompt = null)
 {
+    int promptTokens = prompt ?? settings.Prompt;
     cache.Bind(tables, blocksPerSequence, batch);
-    int chunk = Math.Max(1, runner.MaxBatchTokens / settings.Prompt);
+    // Whole prompts of several sequences a step where they fit, else one sequence's prompt in pieces.
+    int chunk = Math.Max(1, runner.MaxBatchTokens / promptTokens);
+    int piece = Math.Min(promptTokens, runner.MaxBatchTokens);
     var next = new int[batch];
     for (int first = 0; first < batch; first += chunk)
     {
         int count = Math.Min(chunk, batch - first);
-        var ids = Enumerable.Range(0, count * settings.Prompt).Select(_ => random.Next(config.VocabSize)).ToArray();
-        var positions = Enumerable.Range(0, count * settings.Prompt).Select(i => i % settings.Prompt).ToArray();
-        var sequences = Enumerable.Range(first, count).ToArray();
-        runner.ForwardGreedy(new ForwardBatch(ids, positions, sequences, Enumerable.Repeat(settings.Prompt, count).ToArray()), cache, next.AsSpan(first, count));
+        for (int start = 0; start < promptTokens; start += piece)
+        {
+            int length = Math.Min(piece, promptTokens - start);
+            var ids = Enumerable.Range(0, count * length).Select(_ => random.Next(config.VocabSize)).ToArray();
+            var positions = Enumerable.Range(0, count * length).Select(i => start + (i % length)).ToArray();
+            var sequences = Enumerable.Range(first, count).ToArray();
+            runner.ForwardGreedy(new ForwardBatch(ids, positions, sequences, Enumerable.Repeat(length, count).ToArray()), cache, next.AsSpan(first, count));
+        }
     }
 
     var all = Enumerable.Range(0, batch).ToArray();
@@ -190,7 +218,7 @@ return 0;
     var draws = new DeviceSampling[batch];
     for (int step = 0; step < settings.NewTokens; step++)
     {
-        Array.Fill(stepPositions, settings.Prompt + step);
+        Array.Fill(stepPositions, promptTokens + step);
         var clock = Stopwatch.StartNew();
         Step(step);
 
@@ -203,8 +231,8 @@ return 0;
     }
 
     double perStep = timed / (settings.NewTokens - 1);
-    Array.Fill(stepPositions, settings.Prompt + settings.NewTokens - 1);
-    Profile($"{(draw is null ? "" : "sampled ")}decode step at batch {batch}", () => Step(settings.NewTokens));
+    Array.Fill(stepPositions, promptTokens + settings.NewTokens - 1);
+    Profile($"{(draw is null ? "" : "sampled ")}decode step at batch {batch}{(prompt is null ? "" : $" after {promptTokens} tokens")}", () => Step(settings.NewTokens));
     return (batch / perStep * 1000, perStep);
 
     void Step(int step)

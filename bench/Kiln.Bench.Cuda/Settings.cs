@@ -3,7 +3,7 @@ using Kiln.Bench.Common;
 using Kiln.Kernels.Cuda.Model;
 
 /// <summary>Command-line options of Kiln.Bench.Cuda.</summary>
-internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool CompareFused, bool CompareTuning, bool Engine, WeightFormat Weights)
+internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTokens, int[] Batches, int Layers, bool Profile, bool GemvSweep, bool ComparePdl, bool CompareFused, bool CompareTuning, int LongPrompt, bool Engine, WeightFormat Weights)
 {
     /// <summary>
     /// Reads the command line. Null when there is nothing to run: <c>--help</c> was asked for or the command line does not
@@ -22,6 +22,8 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
         var comparePdl = new Option<bool>("--compare-pdl") { Description = "Decode again without programmatic dependent launch." };
         var compareFused = new Option<bool>("--compare-fused") { Description = "Decode the batches of up to 8 again without the fused layers." };
         var compareTuning = new Option<bool>("--compare-tuning") { Description = "Decode the batches of up to 8 again with the default matrix-vector kernels instead of the warm-up trials' choices." };
+        var longPrompt = BenchCommandLine.Int(
+            "--long-prompt", "Also decode batches 1 and 8 after a prompt this long, with decode attention split over blocks and without (0: skip).", 0);
         var noEngine = new Option<bool>("--no-engine") { Description = "Skip the measurement through the engine." };
         var weights = new Option<string>("--weights")
         {
@@ -33,7 +35,7 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
             "Kiln's GPU benchmark: prefill and greedy decode of a Llama configuration with random weights, through the " +
             "CUDA runner (paged KV, CUDA graphs, device argmax), timed by the wall clock around synchronized steps.")
         {
-            json, prefill, prompt, newTokens, batches, layers, profile, gemvSweep, comparePdl, compareFused, compareTuning, noEngine, weights,
+            json, prefill, prompt, newTokens, batches, layers, profile, gemvSweep, comparePdl, compareFused, compareTuning, longPrompt, noEngine, weights,
         };
         Settings? settings = null;
         root.SetAction(result =>
@@ -50,6 +52,7 @@ internal sealed record Settings(string? Json, int Prefill, int Prompt, int NewTo
                 result.GetValue(comparePdl),
                 result.GetValue(compareFused),
                 result.GetValue(compareTuning),
+                result.GetValue(longPrompt),
                 !result.GetValue(noEngine),
                 result.GetValue(weights) == "q8" ? WeightFormat.Q8 : WeightFormat.Bf16);
         });

@@ -18,7 +18,7 @@ echo "== CUDA tests"
 timeout 240 "$bin/Kiln.Kernels.Cuda.Tests" 2>&1 | tee -p "$out/tests.log" | grep -v "^\s*at \|^\s*Stack Trace:" | head -120
 }
 echo "== Kiln benchmark"
-timeout 300 "$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --compare-tuning --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
+timeout 300 "$bin/Kiln.Bench.Cuda" --json "$out/kiln.json" ${KILN_BENCH_ARGS:---compare-fused --compare-tuning --long-prompt 3840 --profile --gemv-sweep} 2>&1 | tee "$out/kiln.log"
 [ -n "${SKIP_Q8:-}" ] || {
 echo "== Kiln benchmark, Q8 weights"
 timeout 180 "$bin/Kiln.Bench.Cuda" --json "$out/kiln-q8.json" --weights q8 --no-engine 2>&1 | tee "$out/kiln-q8.log"

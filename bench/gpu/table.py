@@ -60,3 +60,8 @@ if kiln.get("gemv_step_checks"):
     table("The trials' choices checked in whole decode steps (CUDA graphs) at warm-up, against the defaults:",
           ["tokens", "chosen ms a step", "default ms a step", "kept"],
           [(str(c["Tokens"]), f"{c['ChosenMilliseconds']:.3f}", f"{c['DefaultMilliseconds']:.3f}", "yes" if c["Kept"] else "no") for c in kiln["gemv_step_checks"]])
+
+if kiln.get("decode_step_ms_long"):
+    table(f"Decode after a {kiln['long_prompt']}-token prompt, attention split over blocks (a head group's keys spread over several SMs) against unsplit:",
+          ["decode batch", "split ms a step", "unsplit ms a step", "unsplit / split"],
+          [(b, f"{v:.3f}", f"{kiln['decode_step_ms_long_unsplit'][b]:.3f}", f"{kiln['decode_step_ms_long_unsplit'][b] / v:.2f}x") for b, v in kiln["decode_step_ms_long"].items()])

@@ -11,6 +11,12 @@
 // results are merged at the end (flash-decoding within a block), so a lone decode token still spreads its context
 // over ATTN_WARPS warps: on an H100 a layout with fewer warps a query was 1.4-2.8x slower (the kernel waits on
 // latency more than on bandwidth).
+// A decode step of few tokens has few blocks (8 for a lone token of a model with 8 KV heads), so a long context
+// would be read by a few SMs: there the host splits each token's keys over `splits` blocks (grid y is heads x
+// splits), each taking a contiguous run of spans of ATTN_WARPS x 32 keys. Each writes its merged partial (value,
+// max, sum) to split_partials, and the last of a (token, head group) to finish (a counter in split_done, which that
+// block resets, so a CUDA graph can replay it) merges them in split order: the same bits whichever finishes last.
+// A context of one span has one split with keys, which writes its output directly.
 #define ATTN_WARPS 8
 #define DIMS_PER_LANE (HEAD_DIM / 32)
 #ifndef GQA_GROUP
@@ -81,15 +87,20 @@ __device__ __forceinline__ void accumulate_key(float (*acc)[DIMS_PER_LANE], cons
 extern "C" __global__ void __launch_bounds__(ATTN_WARPS * 32)
 paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
                 const int* __restrict__ block_tables, int table_stride, const int* __restrict__ token_rows, const int* __restrict__ positions,
-                int q_heads, int kv_heads, int block_size, float scale, int decode_step)
+                int q_heads, int kv_heads, int block_size, float scale, int decode_step,
+                int splits, float* __restrict__ split_partials, unsigned int* __restrict__ split_done)
 {
     __shared__ float q_shared[GQA_GROUP][HEAD_DIM];
     __shared__ float partial[ATTN_WARPS][GQA_GROUP][HEAD_DIM];
     __shared__ float partial_max[ATTN_WARPS][GQA_GROUP];
     __shared__ float partial_sum[ATTN_WARPS][GQA_GROUP];
 
+    __shared__ bool last_split;
+
     int t = blockIdx.x;
-    int first_head = blockIdx.y * GQA_GROUP;
+    int group = blockIdx.y / splits;
+    int split = blockIdx.y - group * splits;
+    int first_head = group * GQA_GROUP;
     int kvh = first_head / (q_heads / kv_heads);
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
@@ -104,9 +115,18 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
     const int* table = block_tables + (usize)token_rows[t] * table_stride;
     const bf16* k_head = k_cache + kvh * HEAD_DIM;
     int length = positions[t] + 1;
-    int first_j = warp * 32 + lane;
-    int first_slot = first_j < length ? table[first_j / block_size] * block_size + first_j % block_size : 0;
-    bool key_early = decode_step && first_j < length - 1;
+    // This split's keys: [begin, end). A split past the context has nothing to do, and nothing to wait for.
+    const int span = ATTN_WARPS * 32;
+    int spans = (length + span - 1) / span;
+    int spans_per_split = (spans + splits - 1) / splits;
+    int active_splits = (spans + spans_per_split - 1) / spans_per_split;
+    int begin = split * spans_per_split * span;
+    if (begin >= length) return;
+    int end = min(length, begin + spans_per_split * span);
+    int early_end = decode_step ? min(end, length - 1) : begin; // keys written by earlier steps
+    int first_j = begin + warp * 32 + lane;
+    int first_slot = first_j < end ? table[first_j / block_size] * block_size + first_j % block_size : 0;
+    bool key_early = first_j < early_end;
     uint4 first_key[HEAD_DIM / 8];
     if (key_early)
     {
@@ -123,7 +143,7 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
         first_values[jj] = 0;
 #if VALUES_EARLY
         int sj = __shfl_sync(0xffffffffu, first_slot, jj);
-        if (decode_step && warp * 32 + jj < length - 1) first_values[jj] = load_value_bits(v_lane + (usize)sj * kv_dim);
+        if (begin + warp * 32 + jj < early_end) first_values[jj] = load_value_bits(v_lane + (usize)sj * kv_dim);
 #endif
     }
     after_previous_kernel();
@@ -144,14 +164,14 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
         for (int i = 0; i < DIMS_PER_LANE; i++) acc[g][i] = 0.0f;
     }
 
-    for (int base = warp * 32; base < length; base += ATTN_WARPS * 32)
+    for (int base = begin + warp * 32; base < end; base += ATTN_WARPS * 32)
     {
         int j = base + lane;
         float score[GQA_GROUP];
 #pragma unroll
         for (int g = 0; g < GQA_GROUP; g++) score[g] = -INFINITY;
         int slot = 0;
-        if (j < length)
+        if (j < end)
         {
             slot = j == first_j ? first_slot : table[j / block_size] * block_size + j % block_size;
             const uint4* k = (const uint4*)(k_head + (usize)slot * kv_dim);
@@ -179,16 +199,16 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
         for (int g = 0; g < GQA_GROUP; g++)
         {
             float new_max = fmaxf(running_max[g], warp_max(score[g]));
-            p[g] = j < length ? expf(score[g] - new_max) : 0.0f;
+            p[g] = j < end ? expf(score[g] - new_max) : 0.0f;
             float correction = expf(running_max[g] - new_max);
             running_sum[g] = running_sum[g] * correction + warp_sum(p[g]);
 #pragma unroll
             for (int i = 0; i < DIMS_PER_LANE; i++) acc[g][i] *= correction;
             running_max[g] = new_max;
         }
-        // Keys of the first chunk but the token's own were loaded early in a decode step (warp-uniform).
-        int early_keys = decode_step && base == warp * 32 ? length - 1 - base : 0;
-        if (length - base >= 32)
+        // Keys of the warp's first chunk but the token's own were loaded early in a decode step (warp-uniform).
+        int early_keys = base == begin + warp * 32 ? early_end - base : 0;
+        if (end - base >= 32)
         {
 #pragma unroll
             for (int jj = 0; jj < 32; jj++) accumulate_key(acc, p, slot, jj, v_lane, kv_dim, jj < early_keys, first_values[jj]);
@@ -198,7 +218,7 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
             // Unrolled with a guard, not a loop to length - base: first_values[jj] must be a register.
 #pragma unroll
             for (int jj = 0; jj < 32; jj++)
-                if (jj < length - base) accumulate_key(acc, p, slot, jj, v_lane, kv_dim, jj < early_keys, first_values[jj]);
+                if (jj < end - base) accumulate_key(acc, p, slot, jj, v_lane, kv_dim, jj < early_keys, first_values[jj]);
         }
     }
 
@@ -215,7 +235,9 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
     }
     __syncthreads();
 
-    // Merge: warps that had no chunk carry max -inf and sum 0, and weigh nothing.
+    // Merge: warps that had no chunk carry max -inf and sum 0, and weigh nothing. A split's partial of head h of
+    // token t is HEAD_DIM values, then its max and its sum, at ((t * q_heads + h) * splits + split) * (HEAD_DIM + 2).
+    const int record = HEAD_DIM + 2;
     for (int idx = threadIdx.x; idx < GQA_GROUP * HEAD_DIM; idx += blockDim.x)
     {
         int g = idx / HEAD_DIM;
@@ -230,6 +252,49 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
             total_sum += partial_sum[w][g] * weight;
             value += partial[w][g][d] * weight;
         }
-        out[(usize)t * q_heads * HEAD_DIM + (first_head + g) * HEAD_DIM + d] = float_to_bf16(value / total_sum);
+        int head = first_head + g;
+        if (active_splits == 1)
+        {
+            out[(usize)t * q_heads * HEAD_DIM + head * HEAD_DIM + d] = float_to_bf16(value / total_sum);
+            continue;
+        }
+        float* mine = split_partials + ((usize)(t * q_heads + head) * splits + split) * record;
+        mine[d] = value;
+        if (d == 0)
+        {
+            mine[HEAD_DIM] = total_max;
+            mine[HEAD_DIM + 1] = total_sum;
+        }
     }
+    if (active_splits == 1) return;
+
+    __syncthreads();
+    unsigned int* done = split_done + (usize)t * (gridDim.y / splits) + group;
+    if (threadIdx.x == 0)
+    {
+        __threadfence(); // this split's partial is visible before the counter says so
+        last_split = atomicAdd(done, 1u) == (unsigned int)active_splits - 1;
+    }
+    __syncthreads();
+    if (!last_split) return;
+    __threadfence();
+    for (int idx = threadIdx.x; idx < GQA_GROUP * HEAD_DIM; idx += blockDim.x)
+    {
+        int g = idx / HEAD_DIM;
+        int d = idx - g * HEAD_DIM;
+        int head = first_head + g;
+        const volatile float* parts = split_partials + (usize)(t * q_heads + head) * splits * record;
+        float total_max = -INFINITY;
+        for (int s = 0; s < active_splits; s++) total_max = fmaxf(total_max, parts[s * record + HEAD_DIM]);
+        float total_sum = 0.0f;
+        float value = 0.0f;
+        for (int s = 0; s < active_splits; s++)
+        {
+            float weight = expf(parts[s * record + HEAD_DIM] - total_max);
+            total_sum += parts[s * record + HEAD_DIM + 1] * weight;
+            value += parts[s * record + d] * weight;
+        }
+        out[(usize)t * q_heads * HEAD_DIM + head * HEAD_DIM + d] = float_to_bf16(value / total_sum);
+    }
+    if (threadIdx.x == 0) *done = 0u;
 }

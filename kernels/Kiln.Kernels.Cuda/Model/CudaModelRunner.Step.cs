@@ -11,6 +11,7 @@ public sealed unsafe partial class CudaModelRunner
 {
     private CudaKvCache? _graphCache;
     private bool? _fusedOverride;
+    private bool _attentionUnsplit;
 
     /// <summary>When set, steps run eagerly and every launch is timed (the benchmark's --profile).</summary>
     public KernelProfiler? Profiler { get; set; }
@@ -140,6 +141,16 @@ public sealed unsafe partial class CudaModelRunner
         }
     }
 
+    /// <summary>
+    /// Turns the split of decode attention over blocks off or back on (for the benchmark's comparison; on only where the
+    /// options enabled it); captured graphs are dropped.
+    /// </summary>
+    internal void SetSplitDecodeAttention(bool enabled)
+    {
+        FinishAndDropGraphs();
+        _attentionUnsplit = !enabled;
+    }
+
     /// <summary>Before a setting changes what a step launches: the stream finished, and the graphs captured under the old setting gone.</summary>
     private void FinishAndDropGraphs()
     {
@@ -187,6 +198,7 @@ public sealed unsafe partial class CudaModelRunner
         }
 
         bool fused = FusesLayers(tokens);
+        int splits = _attentionUnsplit ? 1 : _attentionSplits.For(tokens, decode);
         for (int layer = 0; layer < c.LayerCount; layer++)
         {
             var w = _weights.Layers[layer];
@@ -211,10 +223,11 @@ public sealed unsafe partial class CudaModelRunner
                      KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(_halfSplit ? 1 : 0)]);
             }
 
-            Launch("paged_attention", (uint)tokens, (uint)(c.HeadCount / _kernels.GqaGroup), 256,
+            Launch("paged_attention", (uint)tokens, (uint)(c.HeadCount / _kernels.GqaGroup * splits), 256,
                 [_attended.Pointer, _qkv.Pointer, kv.Keys(layer), kv.Values(layer), kv.Tables, KernelModule.Int(kv.MaxBlocksPerSequence),
                  tokenRows, positions, KernelModule.Int(c.HeadCount), KernelModule.Int(c.KvHeadCount), KernelModule.Int(kv.BlockSize),
-                 KernelModule.Float(1f / MathF.Sqrt(c.HeadDim)), KernelModule.Int(decode ? 1 : 0)]);
+                 KernelModule.Float(1f / MathF.Sqrt(c.HeadDim)), KernelModule.Int(decode ? 1 : 0),
+                 KernelModule.Int(splits), _attentionPartials.Pointer, _attentionDone.Pointer]);
             if (fused)
             {
                 IntoStream(w.Output, _attended, c.QueryDim, tokens);

@@ -39,6 +39,9 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     private readonly DeviceBuffer _sampled;
     private readonly DeviceBuffer _argmaxScratch;
     private readonly int _argmaxSlices;
+    private readonly AttentionSplits _attentionSplits;
+    private readonly DeviceBuffer _attentionPartials;
+    private readonly DeviceBuffer _attentionDone;
     private readonly DeviceSampler _sampler;
     private readonly DeviceBuffer _inverseFrequencies;
     private readonly DeviceBuffer _stepArrays;
@@ -100,6 +103,11 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _argmaxSlices = ArgmaxSlices(config.VocabSize);
         _argmaxScratch = Buffer((2L * rows * _argmaxSlices) + rows, sizeof(int)); // slice values, slice ids, a counter per row
         _argmaxScratch.Fill(0, _stream); // argmax_sliced's counters start at zero and are reset by the kernel
+        int headGroups = config.HeadCount / gqaGroup;
+        _attentionSplits = new AttentionSplits(_device.MultiprocessorCount, headGroups, t, options.SplitDecodeAttention);
+        _attentionPartials = Buffer(Math.Max(1, _attentionSplits.PartialRecords * gqaGroup * (headDim + 2)), sizeof(float)); // values, max, sum a head
+        _attentionDone = Buffer(Math.Max(1, _attentionSplits.Counters), sizeof(int));
+        _attentionDone.Fill(0, _stream); // paged_attention's counters start at zero and are reset by the kernel
         _sampler = new DeviceSampler(rows);
         _stepArrays = Buffer(StepInts, sizeof(int));
         _hostStep = new PinnedBuffer<int>(StepInts);
@@ -148,6 +156,9 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
 
     /// <summary>Decode batch sizes captured as CUDA graphs so far.</summary>
     public int GraphCount => _graphs.Count;
+
+    /// <summary>Blocks a decode step of <paramref name="tokens"/> spreads each token's keys over (<see cref="AttentionSplits"/>).</summary>
+    internal int DecodeAttentionSplits(int tokens) => _attentionSplits.For(tokens, decode: true);
 
     public long KvBlockBytes(int blockSize) => CudaKvCache.BlockBytes(Config.LayerCount, Config.KvDim, blockSize);
 
@@ -228,7 +239,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
             Driver.cuGraphExecDestroy(graph);
         }
 
-        foreach (var buffer in new[] { _x, _normed, _qkv, _attended, _projected, _gateUp, _activated, _finalNormed, _logits, _sampled, _argmaxScratch, _stepArrays, _inverseFrequencies, _workspace })
+        foreach (var buffer in new[] { _x, _normed, _qkv, _attended, _projected, _gateUp, _activated, _finalNormed, _logits, _sampled, _argmaxScratch, _attentionPartials, _attentionDone, _stepArrays, _inverseFrequencies, _workspace })
         {
             buffer.Dispose();
         }

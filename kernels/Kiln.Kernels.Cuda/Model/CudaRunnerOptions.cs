@@ -33,6 +33,12 @@ public sealed record CudaRunnerOptions
     public bool FusedSmallBatch { get; init; } = true;
 
     /// <summary>
+    /// Spread each token's keys over several attention blocks in decode steps of few tokens (<see cref="AttentionSplits"/>),
+    /// so a long context at batch 1 is read by many SMs rather than one block per KV head.
+    /// </summary>
+    public bool SplitDecodeAttention { get; init; } = true;
+
+    /// <summary>
     /// bf16 elements of the scratch that f16 and Q8 matrices are expanded into, a slice of rows at a time, for the
     /// cuBLAS products of steps over 8 tokens (32 MB by default).
     /// </summary>

@@ -177,6 +177,42 @@ public abstract class ForwardChecks
         }
     }
 
+    [Fact]
+    public void LongContextDecodes_SplitOverBlocks_MatchTheCpuBackend()
+    {
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small with { ContextLength = 1024 });
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 300, maxContext: 1024);
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 300, MaxLogitRows = 8, KernelCacheDirectory = TestDevice.CacheDirectory });
+        Assert.True(gpu.DecodeAttentionSplits(1) > 1 && gpu.DecodeAttentionSplits(2) > 1, "decode steps of one and two tokens should split attention");
+        using var cpuCache = cpu.CreateKvCache(84, 16, 2, 42);
+        using var gpuCache = gpu.CreateKvCache(84, 16, 2, 42);
+        var order = Enumerable.Range(0, 84).OrderBy(i => (i * 37) % 84).ToArray(); // blocks out of order
+        foreach (var cache in new[] { cpuCache, gpuCache })
+        {
+            cache.Bind(order, 42, 2);
+        }
+
+        var random = new Random(9);
+        int[] Tokens(int count) => [.. Enumerable.Range(0, count).Select(_ => random.Next(Small.VocabSize))];
+        // Sequence 0: 600 tokens in two chunks; sequence 1: 300. Then decodes over 601 and 301 keys: three and two spans
+        // of 256, whose splits are merged by the last block to finish.
+        Compare(cpu, gpu, cpuCache, gpuCache, Tokens(300), [.. Enumerable.Range(0, 300)], [0], [300]);
+        Compare(cpu, gpu, cpuCache, gpuCache, Tokens(300), [.. Enumerable.Range(300, 300)], [0], [300]);
+        Compare(cpu, gpu, cpuCache, gpuCache, Tokens(300), [.. Enumerable.Range(0, 300)], [1], [300]);
+        for (int step = 0; step < 2; step++)
+        {
+            Compare(cpu, gpu, cpuCache, gpuCache, Tokens(2), [600 + step, 300 + step], [0, 1], [1, 1]);
+        }
+
+        for (int step = 2; step < 4; step++)
+        {
+            Compare(cpu, gpu, cpuCache, gpuCache, Tokens(1), [600 + step], [0], [1]);
+        }
+
+        Assert.Equal(2, gpu.GraphCount); // both decode sizes replayed from graphs
+    }
+
     private static void Compare(CpuModelRunner cpu, IModelRunner gpu, IPagedKvCache cpuCache, IPagedKvCache gpuCache,
         int[] ids, int[] positions, int[] sequences, int[] lengths, bool allPositions = false)
     {
