@@ -135,18 +135,22 @@ if (settings.LongPrompt > 0)
     // Decode over a long context, where a step of few tokens has few attention blocks unless they are split.
     var split = new Dictionary<string, double>();
     var unsplit = new Dictionary<string, double>();
+    var splits = new Dictionary<string, int>();
     foreach (int batch in new[] { 1, longBatch })
     {
-        split[batch.ToString(CultureInfo.InvariantCulture)] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
+        string key = batch.ToString(CultureInfo.InvariantCulture);
+        split[key] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
+        splits[key] = runner.DecodeAttentionSplits(batch);
         runner.SetSplitDecodeAttention(false);
-        unsplit[batch.ToString(CultureInfo.InvariantCulture)] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
+        unsplit[key] = Decode(batch, prompt: settings.LongPrompt).MillisecondsPerStep;
         runner.SetSplitDecodeAttention(true);
-        Console.WriteLine($"decode batch {batch,3} after {settings.LongPrompt} prompt tokens: {split[$"{batch}"]:F3} ms a step with attention split over {runner.DecodeAttentionSplits(batch)} blocks a head group, {unsplit[$"{batch}"]:F3} ms unsplit");
+        Console.WriteLine($"decode batch {batch,3} after {settings.LongPrompt} prompt tokens: {split[key]:F3} ms a step with attention split over {splits[key]} blocks a head group, {unsplit[key]:F3} ms unsplit");
     }
 
     results["long_prompt"] = settings.LongPrompt;
     results["decode_step_ms_long"] = split;
     results["decode_step_ms_long_unsplit"] = unsplit;
+    results["decode_long_splits"] = splits;
 }
 
 results["decode"] = decode;

@@ -63,5 +63,6 @@ if kiln.get("gemv_step_checks"):
 
 if kiln.get("decode_step_ms_long"):
     table(f"Decode after a {kiln['long_prompt']}-token prompt, attention split over blocks (a head group's keys spread over several SMs) against unsplit:",
-          ["decode batch", "split ms a step", "unsplit ms a step", "unsplit / split"],
-          [(b, f"{v:.3f}", f"{kiln['decode_step_ms_long_unsplit'][b]:.3f}", f"{kiln['decode_step_ms_long_unsplit'][b] / v:.2f}x") for b, v in kiln["decode_step_ms_long"].items()])
+          ["decode batch", "blocks a head group", "split ms a step", "unsplit ms a step", "unsplit / split"],
+          [(b, str(kiln.get("decode_long_splits", {}).get(b, "?")), f"{v:.3f}", f"{kiln['decode_step_ms_long_unsplit'][b]:.3f}",
+            f"{kiln['decode_step_ms_long_unsplit'][b] / v:.2f}x") for b, v in kiln["decode_step_ms_long"].items()])
