@@ -94,8 +94,7 @@ paged_attention(bf16* __restrict__ out, const float* __restrict__ qkv, const bf1
     __shared__ float partial[ATTN_WARPS][GQA_GROUP][HEAD_DIM];
     __shared__ float partial_max[ATTN_WARPS][GQA_GROUP];
     __shared__ float partial_sum[ATTN_WARPS][GQA_GROUP];
-
-    __shared__ bool last_split;
+    __shared__ bool last_split; // this block merges the splits' partials
 
     int t = blockIdx.x;
     int group = blockIdx.y / splits;
