@@ -22,6 +22,8 @@ public sealed class InferenceEngine : IDisposable
     private readonly int _maxWaiting;
     private long _nextId;
     private int _queued;
+    private int _waiting; // the overload bound's count: the inbox plus the scheduler's queue as the engine thread last folded it in
+    private int _waitingFolded; // engine thread only: the scheduler's waiting count already in _waiting
     private long _inboxPromptTokens;
     private long _inboxDecodeTokens;
     private volatile bool _stopping;
@@ -80,12 +82,15 @@ public sealed class InferenceEngine : IDisposable
         int maxTokens = request.Sampling.MaxTokens ?? (MaxModelLength - prompt.Length);
         _core.ValidateFits(prompt, maxTokens);
 
-        // Waiting = submitted but not yet drained by the engine thread, plus waiting in the scheduler's queue.
-        if (Interlocked.Increment(ref _queued) + _core.PublishedWaiting > _maxWaiting)
+        // Waiting = submitted but not yet drained by the engine thread, plus waiting in the scheduler's queue: one
+        // counter, so a request moving from the inbox to the queue is never counted twice (or not at all).
+        if (Interlocked.Increment(ref _waiting) > _maxWaiting)
         {
-            Interlocked.Decrement(ref _queued);
+            Interlocked.Decrement(ref _waiting);
             throw new EngineOverloadedException($"the engine is overloaded: {_maxWaiting} requests are already waiting; retry later");
         }
+
+        Interlocked.Increment(ref _queued);
 
         var state = new RequestState(request.RequestId ?? $"req-{Interlocked.Increment(ref _nextId)}", request, prompt.Length, maxTokens);
         _core.CreateSequences(state, prompt);
@@ -151,8 +156,9 @@ public sealed class InferenceEngine : IDisposable
     {
         while (!_stopping)
         {
-            // Admitted requests are published as waiting before they leave the inbox's count, so the overload bound and
-            // the stats never miss them in between (they may count them twice for that instant: the safe side).
+            // Admitted requests are published as waiting before they leave the inbox's count, so the stats never miss
+            // them in between (they may count them twice for that instant: the safe side). The overload bound's own
+            // count moves them in one step (FoldWaiting).
             int drained = 0;
             long drainedPrompt = 0, drainedDecode = 0;
             while (_inbox.TryDequeue(out var state))
@@ -166,6 +172,7 @@ public sealed class InferenceEngine : IDisposable
             if (drained > 0)
             {
                 _core.PublishStats();
+                FoldWaiting(drained);
                 Interlocked.Add(ref _queued, -drained);
                 Interlocked.Add(ref _inboxPromptTokens, -drainedPrompt);
                 Interlocked.Add(ref _inboxDecodeTokens, -drainedDecode);
@@ -179,16 +186,30 @@ public sealed class InferenceEngine : IDisposable
             if (!_core.HasWork)
             {
                 _core.PublishStats();
+                FoldWaiting(0); // what changed since the last step (aborted requests) is counted before the engine sleeps
                 _wake.Wait();
                 continue;
             }
 
-            if (!_core.Step())
+            bool stepped = _core.Step();
+            FoldWaiting(0);
+            if (!stepped)
             {
                 // Work is waiting but none fits the pool right now; wait for a change.
                 _wake.Wait(TimeSpan.FromMilliseconds(50));
             }
         }
+    }
+
+    /// <summary>
+    /// Brings the overload bound's count up to the scheduler's queue as last published. The <paramref name="drained"/>
+    /// requests just admitted were counted when submitted: they only moved from the inbox to the queue.
+    /// </summary>
+    private void FoldWaiting(int drained)
+    {
+        int waiting = _core.PublishedWaiting;
+        Interlocked.Add(ref _waiting, waiting - _waitingFolded - drained);
+        _waitingFolded = waiting;
     }
 
     public void Dispose()

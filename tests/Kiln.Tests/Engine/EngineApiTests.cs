@@ -102,6 +102,72 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     }
 
     [Fact]
+    public async Task WaitingQueueBound_FreesThePlacesOfCancelledRequests()
+    {
+        // As above: one slow sequence runs, two may wait. Cancelled waiting requests must give their places back, both
+        // while the engine runs and once it has nothing left to do and sleeps.
+        var slow = new ObservedRunner(new CpuModelRunner(fixture.Model, 16, 512, threads: 2), _ => Thread.Sleep(20));
+        using var engine = new InferenceEngine(fixture.Model, slow, new EngineOptions
+        {
+            BlockSize = 4,
+            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
+            MaxBatchedTokens = 16,
+            MaxSequences = 1,
+            MaxWaitingRequests = 2,
+        });
+        var request = EngineTestModel.Request(EngineTestModel.Prompt(0, 20), maxTokens: 300);
+        using var rest = new CancellationTokenSource();
+        engine.Submit(request, rest.Token);
+        await WaitUntil(() => engine.GetStats().RunningSequences == 1);
+        using var waiting = new CancellationTokenSource();
+        engine.Submit(request, waiting.Token);
+        engine.Submit(request, waiting.Token);
+        Assert.Throws<EngineOverloadedException>(() => engine.Submit(request));
+
+        await waiting.CancelAsync();
+        await SubmitWithin(engine, request, rest.Token); // accepted once the cancellations are counted...
+        engine.Submit(request, rest.Token); // ...and then a second at once: both places came back
+        Assert.Throws<EngineOverloadedException>(() => engine.Submit(request));
+
+        // The running request and both waiting ones cancelled at once (during a step): the engine has nothing left to
+        // do and sleeps, and the queue must be free then too, not full of requests that are gone.
+        await rest.CancelAsync();
+        await WaitUntil(() => engine.GetStats() is { RunningSequences: 0, WaitingRequests: 0 });
+        using var idle = new CancellationTokenSource();
+        await SubmitWithin(engine, request, idle.Token);
+        engine.Submit(request, idle.Token);
+        await idle.CancelAsync();
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the engine did not get there within 10 s");
+            await Task.Delay(10);
+        }
+    }
+
+    // Submits, retrying while the engine reports overload, for up to 10 s: for places the engine thread frees.
+    private static async Task SubmitWithin(InferenceEngine engine, GenerationRequest request, CancellationToken token)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            try
+            {
+                engine.Submit(request, token);
+                return;
+            }
+            catch (EngineOverloadedException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10, CancellationToken.None);
+            }
+        }
+    }
+
+    [Fact]
     public async Task ParallelSamples_ShareThePromptAndReproduce()
     {
         using var engine = fixture.CreateEngine(blockSize: 4);
