@@ -72,23 +72,10 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     {
         // One sequence runs at a time; the rest wait in the scheduler. The bound must hold after the engine thread
         // has drained its inbox, not only for requests it has not seen yet.
-        // Each step is slowed down so the running request cannot finish (and let a waiting one in) during the test.
-        var slow = new ObservedRunner(new CpuModelRunner(fixture.Model, 16, 512, threads: 2), _ => Thread.Sleep(20));
-        using var engine = new InferenceEngine(fixture.Model, slow, new EngineOptions
-        {
-            BlockSize = 4,
-            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
-            MaxBatchedTokens = 16,
-            MaxSequences = 1,
-            MaxWaitingRequests = 3,
-        });
+        using var engine = OneSlowSequence(maxWaiting: 3);
         using var cts = new CancellationTokenSource();
         var accepted = new List<IAsyncEnumerable<TokenEvent>> { engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(0, 20), maxTokens: 300), cts.Token) };
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (engine.GetStats().RunningSequences == 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10);
-        }
+        await WaitUntil(() => engine.GetStats().RunningSequences == 1);
 
         for (int i = 1; i <= 3; i++)
         {
@@ -106,15 +93,7 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
     {
         // As above: one slow sequence runs, two may wait. Cancelled waiting requests must give their places back, both
         // while the engine runs and once it has nothing left to do and sleeps.
-        var slow = new ObservedRunner(new CpuModelRunner(fixture.Model, 16, 512, threads: 2), _ => Thread.Sleep(20));
-        using var engine = new InferenceEngine(fixture.Model, slow, new EngineOptions
-        {
-            BlockSize = 4,
-            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
-            MaxBatchedTokens = 16,
-            MaxSequences = 1,
-            MaxWaitingRequests = 2,
-        });
+        using var engine = OneSlowSequence(maxWaiting: 2);
         var request = EngineTestModel.Request(EngineTestModel.Prompt(0, 20), maxTokens: 300);
         using var rest = new CancellationTokenSource();
         engine.Submit(request, rest.Token);
@@ -138,6 +117,18 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
         engine.Submit(request, idle.Token);
         await idle.CancelAsync();
     }
+
+    // One sequence runs at a time and the rest wait. Each step is slowed down so the running request cannot finish
+    // (and let a waiting one in) during a test.
+    private InferenceEngine OneSlowSequence(int maxWaiting) =>
+        new(fixture.Model, new ObservedRunner(new CpuModelRunner(fixture.Model, 16, 512, threads: 2), _ => Thread.Sleep(20)), new EngineOptions
+        {
+            BlockSize = 4,
+            KvCacheBytes = 256 * PagedKvCache.BlockBytes(fixture.Model.Config.LayerCount, fixture.Model.Config.KvDim, 4),
+            MaxBatchedTokens = 16,
+            MaxSequences = 1,
+            MaxWaitingRequests = maxWaiting,
+        });
 
     private static async Task WaitUntil(Func<bool> condition)
     {
