@@ -40,7 +40,7 @@ int longBatch = settings.LongPrompt > 0 ? 8 : 0; // the long-context decodes run
 int maxBatch = Math.Max(settings.Batches.Max(), longBatch);
 using var runner = CudaModelRunner.CreateRandom(config, new CudaRunnerOptions { MaxBatchTokens = Math.Max(settings.Prefill, 2048), MaxLogitRows = Math.Max(maxBatch, 1) }, seed: 1, settings.Weights);
 Console.WriteLine($"device: {runner.Gpu}; weights {runner.Weights.Bytes / 1e9:F2} GB; kernels {(runner.Kernels.FromCache ? "read from cache" : "compiled")} in {runner.Kernels.CompileTime.TotalMilliseconds:F0} ms");
-using (var again = new KernelModule(runner.Gpu, config.HeadDim, null, runner.Kernels.GqaGroup))
+using (var again = new KernelModule(runner.Gpu, config.HeadDim, null, runner.Kernels.GqaGroup, runner.Kernels.WeightFormats))
 {
     Console.WriteLine($"kernel module again (warm restart): {(again.FromCache ? "from cache" : "compiled")} in {again.CompileTime.TotalMilliseconds:F1} ms");
 }

@@ -90,7 +90,7 @@ public static class CudaBackend
             }
             catch (DllNotFoundException e)
             {
-                throw new Native.CudaUnavailableException("compiling kernels ahead needs NVRTC (libnvrtc.so.13 or .12, found on the loader path, under /usr/local/cuda, CUDA_PATH or KILN_CUDA_LIB), though no GPU; it was not found", e);
+                throw new Native.CudaUnavailableException("compiling kernels ahead needs NVRTC (libnvrtc.so.13, .12 or .11.2, found on the loader path, under /usr/local/cuda, CUDA_PATH or KILN_CUDA_LIB; on Debian 12 kernels/tools/install-nvrtc.sh installs it), though no GPU; it was not found", e);
             }
 
             built.Add(new AheadOfTimeKernels(architecture, headDim, gqaGroup, cubin.Length, fromCache, clock.Elapsed, directory));

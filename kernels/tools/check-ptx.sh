@@ -29,10 +29,8 @@ case " ${defines[*]:-} " in *" -DHEAD_DIM="*) ;; *) defines+=(-DHEAD_DIM=64) ;; 
 
 work="${keep:-$(mktemp -d)}"; mkdir -p "$work"
 [ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
-: > "$work/kernels.cu"
-for f in $(cd "$KDIR" && LC_ALL=C ls *.cuh) $(cd "$KDIR" && LC_ALL=C ls *.cu); do
-  printf '// ---- %s\n' "$f" >> "$work/kernels.cu"; cat "$KDIR/$f" >> "$work/kernels.cu"; printf '\n' >> "$work/kernels.cu"
-done
+. "$ROOT/kernels/tools/translation-unit.sh"
+write_translation_unit "$KDIR" "$work/kernels.cu"
 
 if ! out="$("$CLANG" -x cuda --cuda-device-only --cuda-gpu-arch="$ARCH" -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx75 \
       -std=c++17 -O3 -Wno-pass-failed -include "$SHIM" "${defines[@]}" -S "$work/kernels.cu" -o "$work/kernels.ptx" 2>&1)"; then

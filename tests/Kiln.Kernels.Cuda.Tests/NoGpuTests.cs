@@ -82,6 +82,32 @@ public sealed class NoGpuTests
         }
     }
 
+    /// <summary>
+    /// The kernels as the GPU gets them: the real NVRTC compiles them, with the backend's options, without an error or
+    /// a warning (a warning is often a template instance that does not do what it was meant to), into a module that
+    /// has every kernel the runner looks up. Shapes: the GPU benchmark's model on Hopper, and a head size of 128 with
+    /// a group of one on Ampere.
+    /// </summary>
+    [Fact]
+    public void KernelsCompiledByNvrtc_CompileWithoutWarnings_NeedsNvrtc()
+    {
+        string root = RepositoryRoot();
+        foreach (var (architecture, headDim, group) in new[] { ("sm_90", 64, 4), ("sm_80", 128, 1) })
+        {
+            var (exitCode, output) = RunScript(root, "check-nvrtc.sh", "--all", "--arch", architecture, $"-DHEAD_DIM={headDim}", $"-DGQA_GROUP={group}");
+            if (exitCode == 2)
+            {
+                Assert.Skip($"needs NVRTC, not a GPU (on Debian 12: kernels/tools/install-nvrtc.sh): {output.Trim()}");
+            }
+
+            Assert.True(exitCode == 0, output);
+            Assert.Contains("kernels compiled without warnings", output, StringComparison.Ordinal);
+            var compiled = output.Split('\n').Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(fields => fields.Length == 5).Select(fields => fields[0]).ToHashSet();
+            string[] missing = [.. KernelModule.KernelNames.Where(name => !compiled.Contains(name))];
+            Assert.True(missing.Length == 0, $"not in the module NVRTC compiled ({architecture}): {string.Join(", ", missing)}");
+        }
+    }
+
     private static (int ExitCode, string Output) RunScript(string root, string name, params string[] arguments)
     {
         using var process = Process.Start(new ProcessStartInfo("bash", [Path.Combine(root, "kernels", "tools", name), .. arguments])

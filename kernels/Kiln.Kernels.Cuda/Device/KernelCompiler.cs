@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text;
 using Kiln.Kernels.Cuda.Native;
@@ -46,12 +47,7 @@ public static unsafe class KernelCompiler
     /// <summary>Returns the cubin for <paramref name="source"/> on sm_<paramref name="architecture"/>, from the cache when it is there.</summary>
     public static byte[] Compile(string source, int architecture, IReadOnlyList<string> defines, string? cacheDirectory, out bool fromCache)
     {
-        CudaLibraries.EnsureResolver();
-        Nvrtc.Check(Nvrtc.nvrtcVersion(out int major, out int minor));
-        var options = new List<string> { $"--gpu-architecture=sm_{architecture}", "--std=c++17", "-default-device", "-DKILN_NVRTC" };
-        options.AddRange(defines.Select(d => $"-D{d}"));
-        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{source}\0{string.Join(' ', options)}\0nvrtc {major}.{minor}")))[..24].ToLowerInvariant();
-        string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, $"kiln-sm{architecture}-{key}.cubin");
+        var (options, path) = OptionsAndCachePath(source, architecture, defines, cacheDirectory);
         if (path is not null && File.Exists(path))
         {
             fromCache = true;
@@ -79,6 +75,25 @@ public static unsafe class KernelCompiler
         }
 
         return cubin;
+    }
+
+    /// <summary>The cubin for these inputs if the cache has it; compiles nothing.</summary>
+    public static bool TryReadCached(string source, int architecture, IReadOnlyList<string> defines, string? cacheDirectory, [NotNullWhen(true)] out byte[]? cubin)
+    {
+        var (_, path) = OptionsAndCachePath(source, architecture, defines, cacheDirectory);
+        cubin = path is not null && File.Exists(path) ? File.ReadAllBytes(path) : null;
+        return cubin is not null;
+    }
+
+    /// <summary>NVRTC's options, and the cache file keyed by source, options, architecture and NVRTC version.</summary>
+    private static (List<string> Options, string? Path) OptionsAndCachePath(string source, int architecture, IReadOnlyList<string> defines, string? cacheDirectory)
+    {
+        CudaLibraries.EnsureResolver();
+        Nvrtc.Check(Nvrtc.nvrtcVersion(out int major, out int minor));
+        var options = new List<string> { $"--gpu-architecture=sm_{architecture}", "--std=c++17", "-default-device", "-DKILN_NVRTC" };
+        options.AddRange(defines.Select(d => $"-D{d}"));
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{source}\0{string.Join(' ', options)}\0nvrtc {major}.{minor}")))[..24].ToLowerInvariant();
+        return (options, cacheDirectory is null ? null : Path.Combine(cacheDirectory, $"kiln-sm{architecture}-{key}.cubin"));
     }
 
     private static byte[] CompileWithNvrtc(string source, List<string> options)

@@ -21,7 +21,7 @@ public sealed unsafe partial class CudaModelRunner
 
     /// <summary>A model with seeded random bf16 or Q8 weights made on the device: for benchmarks at sizes no test file has.</summary>
     public static CudaModelRunner CreateRandom(ModelConfig config, CudaRunnerOptions options, ulong seed, WeightFormat format = WeightFormat.Bf16) =>
-        new(config, null, options, null, null, (kernels, stream) => CudaWeights.Random(config, kernels, stream, seed, format));
+        new(config, null, options, null, null, [format], (kernels, stream) => CudaWeights.Random(config, kernels, stream, seed, format));
 
     /// <summary>Validates and stages the step, runs it (from a graph when it is a decode step), and returns its logit rows.</summary>
     private int Run(ForwardBatch batch, IPagedKvCache cache, bool allPositions)

@@ -54,15 +54,17 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
 
     /// <summary>Uploads a loaded model to GPU <see cref="CudaRunnerOptions.Device"/> (bf16) and compiles the kernels.</summary>
     public CudaModelRunner(LoadedModel model, CudaRunnerOptions? options = null)
-        : this(model.Config, model.Weights.RopeFactors, options ?? new(), null, null, (kernels, stream) => CudaWeights.Upload(model.Config, model.Weights, stream))
+        : this(model.Config, model.Weights.RopeFactors, options ?? new(), null, null, CudaWeights.FormatsOf(model.Weights), (kernels, stream) => CudaWeights.Upload(model.Config, model.Weights, stream))
     {
     }
 
     /// <summary>
     /// A runner on <paramref name="device"/> (opened from the options when null) whose weights come from
     /// <paramref name="weights"/>: uploaded, random on the device, or a tensor-parallel rank's shard with its communicator.
+    /// Its kernels have products for <paramref name="weightFormats"/>, the formats those weights come in.
     /// </summary>
-    internal CudaModelRunner(ModelConfig config, float[]? ropeFactors, CudaRunnerOptions options, CudaDevice? device, NcclCommunicator? communicator, Func<KernelModule, nint, CudaWeights> weights, bool ownsDevice = false)
+    internal CudaModelRunner(ModelConfig config, float[]? ropeFactors, CudaRunnerOptions options, CudaDevice? device, NcclCommunicator? communicator,
+                             IReadOnlyCollection<WeightFormat> weightFormats, Func<KernelModule, nint, CudaWeights> weights, bool ownsDevice = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxLogitRows);
@@ -81,7 +83,7 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
         _workspace = new DeviceBuffer(64L << 20); // set before any capture: cuBLAS must not allocate inside a graph
         CuBlas.Check(CuBlas.cublasSetWorkspace(_blas, _workspace.Pointer, (nuint)_workspace.Bytes));
         var (headDim, gqaGroup) = KernelModule.ShapeFor(config);
-        _kernels = new KernelModule(_device, headDim, options.KernelCacheDirectory, gqaGroup);
+        _kernels = new KernelModule(_device, headDim, options.KernelCacheDirectory, gqaGroup, weightFormats);
         _weights = weights(_kernels, _stream);
         _kernels.ProgrammaticLaunch = options.ProgrammaticLaunch && _device.ComputeCapability >= 90;
         long largestCompact = _weights.CompactMatrices().Select(m => (long)m.Rows * m.Columns).DefaultIfEmpty(0).Max();

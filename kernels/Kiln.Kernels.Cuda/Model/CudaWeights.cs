@@ -72,6 +72,18 @@ public sealed unsafe class CudaWeights : IDisposable
 
     public long Bytes => AllMatrices().Sum(m => m.Bytes) + AllVectors().Sum(b => b.Bytes);
 
+    /// <summary>
+    /// The formats <see cref="Upload"/> keeps the matrices the products read in (its stacks: QKV, gate and up), so a
+    /// kernel module can leave out the products of the others. The embedding is read by its own kernel, in any format.
+    /// </summary>
+    public static IReadOnlyCollection<WeightFormat> FormatsOf(ModelWeights weights) =>
+    [
+        .. weights.Layers
+            .SelectMany(w => new[] { DeviceMatrix.FormatOf([w.Query, w.Key, w.Value]), DeviceMatrix.FormatOf([w.Output]), DeviceMatrix.FormatOf([w.Gate, w.Up]), DeviceMatrix.FormatOf([w.Down]) })
+            .Append(DeviceMatrix.FormatOf([weights.Classifier]))
+            .Distinct(),
+    ];
+
     /// <summary>Copies <paramref name="weights"/> to the device a chunk of rows at a time, converting what is not kept as stored.</summary>
     public static CudaWeights Upload(ModelConfig config, ModelWeights weights, nint stream)
     {

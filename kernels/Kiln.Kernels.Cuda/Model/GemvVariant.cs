@@ -76,6 +76,18 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
         : SingleTokenNames.TryGetValue(kernel, out string? name) ? name
         : throw new NotSupportedException($"{kernel} is not one of gemv.cu's products");
 
+    /// <summary>
+    /// The weight format kernel <paramref name="name"/> reads: f16 or Q8 for those products and their one-token forms,
+    /// bf16 for every other kernel (a module built without a format's products has none of its names).
+    /// </summary>
+    public static WeightFormat WeightsOf(string name)
+    {
+        string product = name.EndsWith("_t1", StringComparison.Ordinal) ? name[..^3] : name;
+        return CompactFormats.TryGetValue(product, out var format) ? format : WeightFormat.Bf16;
+    }
+
+    private static readonly Dictionary<string, WeightFormat> CompactFormats = CompactNames.ToDictionary(p => p.Value, p => p.Key.Format);
+
     private static readonly Dictionary<string, string> SingleTokenNames = Products.ToDictionary(p => p, p => p + "_t1");
 
     /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_rope_q8, ...</summary>

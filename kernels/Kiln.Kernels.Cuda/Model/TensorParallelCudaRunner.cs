@@ -39,7 +39,7 @@ public sealed class TensorParallelCudaRunner : IModelRunner
         {
             using var shard = WeightSharding.Shard(model.Config, model.Weights, r, ranks); // host copies end with the upload
             var device = CudaDevice.Open(r);
-            _ranks[r] = new CudaModelRunner(rankConfig, model.Weights.RopeFactors, options with { Device = r }, device, _communicators[r], (_, stream) => CudaWeights.Upload(rankConfig, shard, stream), ownsDevice: true);
+            _ranks[r] = new CudaModelRunner(rankConfig, model.Weights.RopeFactors, options with { Device = r }, device, _communicators[r], CudaWeights.FormatsOf(shard), (_, stream) => CudaWeights.Upload(rankConfig, shard, stream), ownsDevice: true);
         }
 
         // A rank that fails aborts every communicator of the group (ncclCommAbort), so the others end their all-reduce

@@ -16,7 +16,9 @@ internal static class CudaLibraries
     public const string Nccl = "kiln-nccl";
 
     private static readonly string[] DriverNames = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"];
-    private static readonly string[] NvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll"];
+    // libnvrtc.so.11.2 is NVRTC 11.2 to 11.8 (Debian 12's libnvrtc11.2 is 11.8, which knows up to sm_90): enough for
+    // `kiln kernels` and the kernel checks on a machine with no CUDA toolkit (kernels/tools/install-nvrtc.sh).
+    private static readonly string[] NvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.11.2", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll"];
     private static readonly string[] CuBlasNames = ["libcublas.so.13", "libcublas.so.12", "libcublas.so", "cublas64_13.dll", "cublas64_12.dll"];
     private static readonly string[] CuBlasLtNames = ["libcublasLt.so.13", "libcublasLt.so.12"];
     private static readonly string[] NcclNames = ["libnccl.so.2", "libnccl.so"];

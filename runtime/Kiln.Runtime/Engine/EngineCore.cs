@@ -275,12 +275,16 @@ internal sealed class EngineCore : IDisposable
         }
     }
 
-    public EngineStats Stats(int waitingInInbox, long inboxPromptTokens, long inboxDecodeTokens)
+    /// <summary>
+    /// The engine's figures as last published. <paramref name="waitingRequests"/> is the engine's own count of requests
+    /// not yet running (its inbox and the scheduler's queue, one counter), the inbox figures what it has not yet drained.
+    /// </summary>
+    public EngineStats Stats(int waitingRequests, long inboxPromptTokens, long inboxDecodeTokens)
     {
         long lookups = _blocks.PrefixLookupBlocks;
         return new EngineStats
         {
-            WaitingRequests = Volatile.Read(ref _waiting) + waitingInInbox,
+            WaitingRequests = waitingRequests,
             RunningSequences = Volatile.Read(ref _running),
             PendingPromptTokens = Volatile.Read(ref _pendingPrompt) + inboxPromptTokens,
             PendingDecodeTokens = Volatile.Read(ref _pendingDecode) + inboxDecodeTokens,

@@ -21,7 +21,6 @@ public sealed class InferenceEngine : IDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly int _maxWaiting;
     private long _nextId;
-    private int _queued;
     private int _waiting; // the overload bound's count: the inbox plus the scheduler's queue as the engine thread last folded it in
     private int _waitingFolded; // engine thread only: the scheduler's waiting count already in _waiting
     private long _inboxPromptTokens;
@@ -90,8 +89,6 @@ public sealed class InferenceEngine : IDisposable
             throw new EngineOverloadedException($"the engine is overloaded: {_maxWaiting} requests are already waiting; retry later");
         }
 
-        Interlocked.Increment(ref _queued);
-
         var state = new RequestState(request.RequestId ?? $"req-{Interlocked.Increment(ref _nextId)}", request, prompt.Length, maxTokens);
         _core.CreateSequences(state, prompt);
         Interlocked.Add(ref _inboxPromptTokens, prompt.Length);
@@ -115,7 +112,7 @@ public sealed class InferenceEngine : IDisposable
     public int CountPromptTokens(GenerationRequest request) => Tokenize(request).Length;
 
     public EngineStats GetStats() => _core.Stats(
-        waitingInInbox: Volatile.Read(ref _queued),
+        waitingRequests: Volatile.Read(ref _waiting),
         inboxPromptTokens: Interlocked.Read(ref _inboxPromptTokens),
         inboxDecodeTokens: Interlocked.Read(ref _inboxDecodeTokens));
 
@@ -156,9 +153,9 @@ public sealed class InferenceEngine : IDisposable
     {
         while (!_stopping)
         {
-            // Admitted requests are published as waiting before they leave the inbox's count, so the stats never miss
-            // them in between (they may count them twice for that instant: the safe side). The overload bound's own
-            // count moves them in one step (FoldWaiting).
+            // Admitted requests are published as pending tokens before they leave the inbox's, so the stats never miss
+            // them in between (they may count them twice for that instant: the safe side for a scaler). The waiting
+            // count, the overload bound's, moves them in one step (FoldWaiting).
             int drained = 0;
             long drainedPrompt = 0, drainedDecode = 0;
             while (_inbox.TryDequeue(out var state))
@@ -173,7 +170,6 @@ public sealed class InferenceEngine : IDisposable
             {
                 _core.PublishStats();
                 FoldWaiting(drained);
-                Interlocked.Add(ref _queued, -drained);
                 Interlocked.Add(ref _inboxPromptTokens, -drainedPrompt);
                 Interlocked.Add(ref _inboxDecodeTokens, -drainedDecode);
             }

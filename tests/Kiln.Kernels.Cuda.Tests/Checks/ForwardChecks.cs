@@ -52,6 +52,7 @@ public abstract class ForwardChecks
         });
         var expectedFormat = weights switch { GgmlType.Q8_0 => WeightFormat.Q8, GgmlType.F16 => WeightFormat.F16, _ => WeightFormat.Bf16 };
         Assert.All(gpu.Weights.Layers[0].Matrices().Append(gpu.Weights.Classifier), m => Assert.Equal(expectedFormat, m.Format));
+        Assert.Contains(expectedFormat, gpu.Kernels.WeightFormats);
         using var cpuCache = cpu.CreateKvCache(16, 16, 4, 8);
         using var gpuCache = gpu.CreateKvCache(16, 16, 4, 8);
         int[] tables = [3, 9, 1, 0, 0, 0, 0, 0, /* row 1 */ 7, 2, 0, 0, 0, 0, 0, 0, /* row 2 */ 12, 5, 0, 0, 0, 0, 0, 0];
@@ -331,7 +332,7 @@ public abstract class ForwardChecks
         var group = NcclCommunicator.CreateGroup([0]);
         using var communicator = group[0];
         using var plain = new CudaModelRunner(model, options);
-        using var ranked = new CudaModelRunner(model.Config, model.Weights.RopeFactors, options, null, communicator, (_, stream) => CudaWeights.Upload(model.Config, model.Weights, stream));
+        using var ranked = new CudaModelRunner(model.Config, model.Weights.RopeFactors, options, null, communicator, CudaWeights.FormatsOf(model.Weights), (_, stream) => CudaWeights.Upload(model.Config, model.Weights, stream));
         Assert.Equal(1, ranked.TensorParallelSize);
         var results = new List<float[]>();
         foreach (var runner in new[] { plain, ranked })
