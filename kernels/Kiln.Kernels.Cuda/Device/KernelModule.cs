@@ -55,7 +55,13 @@ public sealed unsafe class KernelModule : IDisposable
 
         foreach (string name in KernelNames.Where(n => WeightFormats.Contains(GemvVariant.WeightsOf(n))))
         {
-            Driver.Check(Driver.cuModuleGetFunction(out nint function, _module, name));
+            int status = Driver.cuModuleGetFunction(out nint function, _module, name);
+            if (status != Driver.Success)
+            {
+                Driver.cuModuleUnload(_module);
+                throw new CudaException($"the compiled kernel module has no kernel {name} (cuModuleGetFunction: {Driver.ErrorName(status)}); defines {string.Join(' ', Defines(headDim, gqaGroup, WeightFormats))}");
+            }
+
             _functions[name] = function;
         }
     }
