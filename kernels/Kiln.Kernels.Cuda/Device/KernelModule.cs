@@ -37,13 +37,14 @@ public sealed unsafe class KernelModule : IDisposable
         string cache = cacheDirectory ?? KernelCompiler.DefaultCacheDirectory();
         WeightFormats = weightFormats is null ? AllWeightFormats : [.. weightFormats.Append(WeightFormat.Bf16).Distinct().Order()];
         bool cached = true;
-        if (WeightFormats.Count == AllWeightFormats.Length || !KernelCompiler.TryReadCached(source, device.ComputeCapability, Defines(headDim, gqaGroup), cache, out byte[]? cubin))
+        // The whole module serves any weights: taken when kiln kernels (or another runner) left it in the cache.
+        if (WeightFormats.Count < AllWeightFormats.Length && KernelCompiler.TryReadCached(source, device.ComputeCapability, Defines(headDim, gqaGroup), cache, out byte[]? cubin))
         {
-            cubin = KernelCompiler.Compile(source, device.ComputeCapability, Defines(headDim, gqaGroup, WeightFormats), cache, out cached);
+            WeightFormats = AllWeightFormats;
         }
         else
         {
-            WeightFormats = AllWeightFormats;
+            cubin = KernelCompiler.Compile(source, device.ComputeCapability, Defines(headDim, gqaGroup, WeightFormats), cache, out cached);
         }
 
         CompileTime = clock.Elapsed;
