@@ -93,7 +93,7 @@ public static class CudaBackend
                 throw new Native.CudaUnavailableException("compiling kernels ahead needs NVRTC (libnvrtc.so.13, .12 or .11.2, found on the loader path, under /usr/local/cuda, CUDA_PATH or KILN_CUDA_LIB; on Debian 12 kernels/tools/install-nvrtc.sh installs it), though no GPU; it was not found", e);
             }
 
-            built.Add(new AheadOfTimeKernels(architecture, headDim, gqaGroup, cubin.Length, fromCache, clock.Elapsed, directory));
+            built.Add(new AheadOfTimeKernels(architecture, headDim, gqaGroup, cubin.Length, fromCache, clock.Elapsed, directory, KernelCompiler.NvrtcVersion()));
         }
 
         return built;
@@ -101,4 +101,5 @@ public static class CudaBackend
 }
 
 /// <summary>One module compiled ahead of time: for sm_<paramref name="Architecture"/>, a head size and an attention group.</summary>
-public sealed record AheadOfTimeKernels(int Architecture, int HeadDim, int GqaGroup, int Bytes, bool FromCache, TimeSpan Time, string CacheDirectory);
+/// <remarks>Only runners with the same <paramref name="NvrtcVersion"/> find it: the version is part of the cache key.</remarks>
+public sealed record AheadOfTimeKernels(int Architecture, int HeadDim, int GqaGroup, int Bytes, bool FromCache, TimeSpan Time, string CacheDirectory, string NvrtcVersion);

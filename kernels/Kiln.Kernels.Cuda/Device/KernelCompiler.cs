@@ -85,14 +85,24 @@ public static unsafe class KernelCompiler
         return cubin is not null;
     }
 
-    /// <summary>NVRTC's options, and the cache file keyed by source, options, architecture and NVRTC version.</summary>
-    private static (List<string> Options, string? Path) OptionsAndCachePath(string source, int architecture, IReadOnlyList<string> defines, string? cacheDirectory)
+    /// <summary>
+    /// The version of the NVRTC found ("13.0"): part of the cache key, so a cache filled ahead of time serves only
+    /// runners with the same version.
+    /// </summary>
+    public static string NvrtcVersion()
     {
         CudaLibraries.EnsureResolver();
         Nvrtc.Check(Nvrtc.nvrtcVersion(out int major, out int minor));
+        return $"{major}.{minor}";
+    }
+
+    /// <summary>NVRTC's options, and the cache file keyed by source, options, architecture and NVRTC version.</summary>
+    private static (List<string> Options, string? Path) OptionsAndCachePath(string source, int architecture, IReadOnlyList<string> defines, string? cacheDirectory)
+    {
+        string version = NvrtcVersion();
         var options = new List<string> { $"--gpu-architecture=sm_{architecture}", "--std=c++17", "-default-device", "-DKILN_NVRTC" };
         options.AddRange(defines.Select(d => $"-D{d}"));
-        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{source}\0{string.Join(' ', options)}\0nvrtc {major}.{minor}")))[..24].ToLowerInvariant();
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{source}\0{string.Join(' ', options)}\0nvrtc {version}")))[..24].ToLowerInvariant();
         return (options, cacheDirectory is null ? null : Path.Combine(cacheDirectory, $"kiln-sm{architecture}-{key}.cubin"));
     }
 

@@ -36,7 +36,7 @@ internal static class KernelsCommand
             {
                 string what = built.FromCache ? "already in the cache" : $"compiled in {built.Time.TotalSeconds:F2} s";
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"sm_{built.Architecture}, head size {built.HeadDim}, attention group {built.GqaGroup}: {what} ({built.Bytes:N0} bytes) in {built.CacheDirectory}"));
+                    $"sm_{built.Architecture}, head size {built.HeadDim}, attention group {built.GqaGroup}: {what} ({built.Bytes:N0} bytes) in {built.CacheDirectory}, for runners with NVRTC {built.NvrtcVersion}"));
             }
 
             return 0;

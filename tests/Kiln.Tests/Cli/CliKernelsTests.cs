@@ -19,6 +19,7 @@ public sealed class CliKernelsTests
         if (exitCode == 0)
         {
             Assert.StartsWith("sm_90, head size 32, attention group 2: compiled", stdout, StringComparison.Ordinal); // the demo model
+            Assert.Matches(@", for runners with NVRTC \d+\.\d+\s*$", stdout); // the version is part of the cache key
             Assert.Single(Directory.GetFiles(cache.Path, "kiln-sm90-*.cubin"));
             return;
         }
