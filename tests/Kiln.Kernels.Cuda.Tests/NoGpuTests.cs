@@ -31,7 +31,7 @@ public sealed class NoGpuTests
         {
             // gemv.cu builds its products through macros (GEMV_KERNEL, GEMV_FUSED_KERNEL, GEMV_ROPE_KERNEL and, for the f16
             // and Q8 products, GEMV_COMPACT_FORMAT), each with its one-token form NAME_t1.
-            string product = name.EndsWith("_t1", StringComparison.Ordinal) ? name[..^3] : name;
+            string product = GemvVariant.ProductOf(name);
             if (GemvVariant.Products.Contains(product))
             {
                 Assert.Equal(name, product == name ? name : GemvVariant.ForTokens(product, 1));

@@ -80,15 +80,18 @@ public sealed record GemvVariant(string Kernel, int Threads, int RowsPerWarp)
     /// The weight format kernel <paramref name="name"/> reads: f16 or Q8 for those products and their one-token forms,
     /// bf16 for every other kernel (a module built without a format's products has none of its names).
     /// </summary>
-    public static WeightFormat WeightsOf(string name)
-    {
-        string product = name.EndsWith("_t1", StringComparison.Ordinal) ? name[..^3] : name;
-        return CompactFormats.TryGetValue(product, out var format) ? format : WeightFormat.Bf16;
-    }
+    public static WeightFormat WeightsOf(string name) =>
+        CompactFormats.TryGetValue(ProductOf(name), out var format) ? format : WeightFormat.Bf16;
+
+    /// <summary>The product a kernel name is a form of: NAME for its one-token form NAME_t1; any other name as it is.</summary>
+    public static string ProductOf(string name) =>
+        name.EndsWith(SingleTokenSuffix, StringComparison.Ordinal) ? name[..^SingleTokenSuffix.Length] : name;
+
+    private const string SingleTokenSuffix = "_t1";
 
     private static readonly Dictionary<string, WeightFormat> CompactFormats = CompactNames.ToDictionary(p => p.Value, p => p.Key.Format);
 
-    private static readonly Dictionary<string, string> SingleTokenNames = Products.ToDictionary(p => p, p => p + "_t1");
+    private static readonly Dictionary<string, string> SingleTokenNames = Products.ToDictionary(p => p, p => p + SingleTokenSuffix);
 
     /// <summary>The kernel name's suffix for a compact format: gemv_f16, gemv_q8_r2, gemv_norm_rope_q8, ...</summary>
     public static string Suffix(WeightFormat format) => format == WeightFormat.Q8 ? "q8" : "f16";

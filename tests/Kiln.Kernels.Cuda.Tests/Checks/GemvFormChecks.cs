@@ -96,7 +96,7 @@ public abstract class GemvFormChecks
         /// <summary>Launches <paramref name="name"/> over the first <paramref name="tokens"/> tokens; returns its outputs and the cache it wrote.</summary>
         public (float[] Output, float[] Keys, float[] Values) Run(string name, int tokens)
         {
-            string product = name.EndsWith("_t1", StringComparison.Ordinal) ? name[..^3] : name;
+            string product = GemvVariant.ProductOf(name);
             using var y = product.StartsWith("gemv_add", StringComparison.Ordinal) ? TestDevice.Floats(_residual) : TestDevice.Poisoned((long)Tokens * Rows * 4);
             using var keys = TestDevice.Poisoned((long)Slots * KvHeads * TestDevice.HeadDim * 2);
             using var values = TestDevice.Poisoned((long)Slots * KvHeads * TestDevice.HeadDim * 2);
