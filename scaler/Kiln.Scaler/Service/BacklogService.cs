@@ -1,3 +1,4 @@
+using Kiln.Scaler.Contracts;
 using Kiln.Scaler.Scaling;
 using Kiln.Scaler.Sources;
 using Microsoft.Extensions.Options;

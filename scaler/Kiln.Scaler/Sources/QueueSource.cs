@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Azure;
 using Azure.Core;
 using Azure.Storage.Queues;
-using Kiln.Scaler.Scaling;
+using Kiln.Scaler.Contracts;
 
 namespace Kiln.Scaler.Sources;
 

@@ -1,3 +1,4 @@
+using Kiln.Scaler.Contracts;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -53,7 +54,7 @@ public sealed class OperationalTests(KilnServerFixture fixture) : IClassFixture<
         var body = new { model = KilnServerFixture.ModelId, prompt = "busy", max_tokens = 3000, ignore_eos = true, stream = true };
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = JsonContent.Create(body) };
         using var response = await fixture.Server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        Kiln.Scaler.Sources.PodStatsDocument busy;
+        PodStatsDocument busy;
         var deadline = DateTime.UtcNow.AddSeconds(10);
         do
         {

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Kiln.Scaler.Contracts;
 using Kiln.Scaler.Protocol;
 using Kiln.Scaler.Sources;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Grpc.Net.Client;
+using Kiln.Scaler.Contracts;
 using Kiln.Scaler;
 using Kiln.Scaler.Protocol;
 using Kiln.Scaler.Service;

@@ -1,4 +1,5 @@
 using System.Text;
+using Kiln.Scaler.Contracts;
 using Kiln.Scaler.Scaling;
 
 namespace Kiln.Tests.Scaler;

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 
-namespace Kiln.Scaler.Scaling;
+namespace Kiln.Scaler.Contracts;
 
 /// <summary>
 /// Estimates the tokens a queued job will cost without a tokenizer: characters / 4 of the prompt text (messages'
