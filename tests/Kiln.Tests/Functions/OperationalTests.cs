@@ -1,7 +1,7 @@
-using Kiln.Scaler.Contracts;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Kiln.Scaler.Contracts;
 
 namespace Kiln.Tests.Functions;
 
