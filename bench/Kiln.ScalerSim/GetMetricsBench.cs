@@ -24,7 +24,6 @@ public static class GetMetricsBench
         int objects = Arg(args, "--objects", 100), calls = Arg(args, "--calls", 2000), concurrency = Arg(args, "--concurrency", 8);
         await using var azurite = await AzuriteProcess.StartAsync();
         await using var api = await StartFakeApiAsync(objects);
-        Environment.SetEnvironmentVariable("KILN_BENCH_STORAGE", azurite.ConnectionString);
         for (var i = 0; i < objects; i++)
         {
             var q = new QueueClient(azurite.ConnectionString, $"jobs-{i}");
@@ -52,7 +51,7 @@ public static class GetMetricsBench
             await using var scaler = await ScalerHost.StartAsync(options);
             using var channel = GrpcChannel.ForAddress(scaler.GrpcAddress);
             var client = new ExternalScaler.ExternalScalerClient(channel);
-            var refs = Enumerable.Range(0, objects).Select(i => Ref(i, port)).ToArray();
+            var refs = Enumerable.Range(0, objects).Select(i => Ref(i, port, azurite.ConnectionString)).ToArray();
             foreach (var r in refs)
             {
                 await client.GetMetricsAsync(new GetMetricsRequest { ScaledObjectRef = r, MetricName = "token-backlog" }); // warm-up
@@ -87,13 +86,13 @@ public static class GetMetricsBench
         return 0;
     }
 
-    private static ScaledObjectRef Ref(int i, int statsPort)
+    private static ScaledObjectRef Ref(int i, int statsPort, string connectionString)
     {
         var r = new ScaledObjectRef { Name = $"model-{i}", Namespace = "kiln" };
         r.ScalerMetadata.Add(new Dictionary<string, string>
         {
             ["queueName"] = $"jobs-{i}",
-            ["connectionFromEnv"] = "KILN_BENCH_STORAGE",
+            ["connectionFromEnv"] = connectionString, // as KEDA sends it: the value, resolved from the target's environment
             ["tpSize"] = "1",
             ["targetBacklogPerReplica"] = "1000",
             ["podSelector"] = $"app=model-{i}",

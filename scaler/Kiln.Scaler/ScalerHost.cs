@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Kiln.Scaler.Contracts;
 using Kiln.Scaler.Service;
 using Kiln.Scaler.Sources;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -67,6 +68,9 @@ public static class ScalerHost
         builder.Services.AddMemoryCache();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ResilientCache>();
+        builder.Services.AddSingleton<OutageLog>();
+        builder.Services.AddSingleton<GatewayReports>();
+        builder.Services.AddSingleton<EndpointHolder>();
         builder.Services.AddSingleton<ScalerMetrics>();
         builder.Services.AddSingleton<BacklogService>();
         builder.Services.AddHostedService<BackgroundRefresh>();
@@ -81,6 +85,7 @@ public static class ScalerHost
         app.MapGrpcService<ExternalScalerService>();
         app.MapGet("/metrics", (ScalerMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4"));
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapPut(GatewayReportPath.Template, GatewayReportEndpoint.HandleAsync);
         app.Services.GetRequiredService<IServer>(); // resolves Kestrel now so that configuration errors surface at build
         app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<EndpointHolder>().Set(grpcListen, metricsListen));
         return app;
@@ -95,7 +100,6 @@ public static class ScalerHost
         options.MetricsPort = 0;
         var app = Build(["--Logging:LogLevel:Default=Warning"], options, s =>
         {
-            s.AddSingleton<EndpointHolder>();
             s.AddSingleton<IHostLifetime, EmbeddedLifetime>();
             services?.Invoke(s);
         });

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 
 namespace Kiln.Scaler.Scaling;
 
@@ -11,6 +13,10 @@ public sealed class MetadataException(string key, string problem) : Exception($"
 /// <summary>
 /// The configuration of one ScaledObject, all of it from the trigger's metadata (KEDA passes the whole map,
 /// scalerAddress included, as scalerMetadata). Parsed on every call: it is a handful of dictionary reads.
+/// KEDA resolves every key ending in <c>FromEnv</c> against the environment of the scale target's containers and
+/// sends the variable's value under the same key, dropping the key where the target lacks the variable
+/// (kedacore/keda <c>pkg/scalers/external_scaler.go</c>, <c>parseExternalScalerMetadata</c>): so
+/// <c>connectionFromEnv: AzureWebJobsStorage</c> arrives here as the function app's own connection string.
 /// </summary>
 public sealed record ScalerMetadata
 {
@@ -19,7 +25,8 @@ public sealed record ScalerMetadata
     public required string Name { get; init; }
     public required string Namespace { get; init; }
     public required string QueueName { get; init; }
-    public required string ConnectionFromEnv { get; init; }
+    /// <summary>The storage connection string KEDA resolved from the target's variable (never logged).</summary>
+    public required string ConnectionString { get; init; }
     public required int TpSize { get; init; }
     public string GpuResourceName { get; init; } = DefaultGpuResource;
     public required double TargetBacklogPerReplica { get; init; }
@@ -33,6 +40,12 @@ public sealed record ScalerMetadata
 
     /// <summary>The identity used for cache keys and the /metrics labels.</summary>
     public string Key => $"{Namespace}/{Name}";
+
+    /// <summary>
+    /// The queue as logs and cache keys name it: account (or queue endpoint) and queue, with a short hash of the
+    /// connection string so two credentials for one account stay apart; the secret itself never appears.
+    /// </summary>
+    public string QueueSource => $"queue:{AccountOf(ConnectionString)}/{QueueName}#{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ConnectionString)))[..8]}";
 
     public static ScalerMetadata Parse(string name, string ns, IReadOnlyDictionary<string, string> map)
     {
@@ -61,7 +74,7 @@ public sealed record ScalerMetadata
             Name = name,
             Namespace = ns,
             QueueName = Required(map, "queueName"),
-            ConnectionFromEnv = Required(map, "connectionFromEnv"),
+            ConnectionString = Connection(map),
             TpSize = (int)Number(map, "tpSize", null, min: 1, max: 64, integer: true),
             GpuResourceName = Optional(map, "gpuResourceName") ?? DefaultGpuResource,
             TargetBacklogPerReplica = Number(map, "targetBacklogPerReplica", null, min: double.Epsilon, max: 1e12),
@@ -73,6 +86,51 @@ public sealed record ScalerMetadata
             DefaultMaxTokens = (int)Number(map, "defaultMaxTokens", 256, min: 0, max: 10_000_000, integer: true),
             StalenessSeconds = Number(map, "stalenessSeconds", 60, min: 0, max: 86_400),
         };
+    }
+
+    private static string Connection(IReadOnlyDictionary<string, string> map)
+    {
+        const string Key = "connectionFromEnv";
+        var value = Optional(map, Key) ?? throw new MetadataException(
+            Key,
+            "is missing: KEDA sends the value of the variable it names, taken from the scale target's containers, and drops the key when the "
+            + "target Deployment lacks that variable or it is empty; define it there (the function app's AzureWebJobsStorage)");
+
+        // A connection string is Key=Value pairs; a bare name means the key reached us unresolved (not through KEDA).
+        if (!value.Contains('=', StringComparison.Ordinal))
+        {
+            throw new MetadataException(
+                Key,
+                $"'{value}' is not a storage connection string: KEDA resolves it from the scale target's environment, so the scaler expects the "
+                + "variable's value here, not its name");
+        }
+
+        return value;
+    }
+
+    private static string AccountOf(string connectionString)
+    {
+        string? account = null;
+        foreach (var part in connectionString.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var (name, value) = eq < 0 ? (part, "") : (part[..eq], part[(eq + 1)..]);
+            if (name.Equals("QueueEndpoint", StringComparison.OrdinalIgnoreCase))
+            {
+                return value;
+            }
+
+            if (name.Equals("AccountName", StringComparison.OrdinalIgnoreCase))
+            {
+                account = value;
+            }
+            else if (name.Equals("UseDevelopmentStorage", StringComparison.OrdinalIgnoreCase))
+            {
+                account ??= "devstoreaccount1";
+            }
+        }
+
+        return account ?? "unknown-account";
     }
 
     private static string Required(IReadOnlyDictionary<string, string> map, string key) =>

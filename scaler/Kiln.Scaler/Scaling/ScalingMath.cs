@@ -1,6 +1,9 @@
 namespace Kiln.Scaler.Scaling;
 
-/// <summary>What the scaler knows about one ScaledObject at one instant.</summary>
+/// <summary>
+/// What the scaler knows about one ScaledObject at one instant: the queue, the pods, the capacity, and the calls the
+/// gateways hold while no pod is ready (<paramref name="HeldTokens"/> priced as queue jobs are).
+/// </summary>
 public readonly record struct ScalingInputs(
     double QueueTokens,
     double PodTokens,
@@ -8,7 +11,9 @@ public readonly record struct ScalingInputs(
     int CurrentReplicas,
     int FreeGroups,
     double TargetBacklogPerReplica,
-    double ActivationThreshold);
+    double ActivationThreshold,
+    double HeldTokens = 0,
+    int HeldRequests = 0);
 
 /// <summary>The answer: the metric KEDA gets, whether it is active, and why the metric was capped.</summary>
 public readonly record struct ScalingDecision(
@@ -29,7 +34,7 @@ public static class ScalingMath
     public static ScalingDecision Decide(in ScalingInputs input)
     {
         var target = input.TargetBacklogPerReplica;
-        var backlog = Math.Max(0, input.QueueTokens) + Math.Max(0, input.PodTokens);
+        var backlog = Math.Max(0, input.QueueTokens) + Math.Max(0, input.PodTokens) + Math.Max(0, input.HeldTokens);
         var wanted = ReplicasFor(backlog, target);
         var allowed = Math.Max(0, input.CurrentReplicas) + Math.Max(0, input.FreeGroups);
         var metric = backlog;
@@ -44,8 +49,9 @@ public static class ScalingMath
             }
         }
 
-        // Running sequences keep it active: KEDA scales to zero from any N once inactive for the cooldown.
-        var active = backlog > input.ActivationThreshold || input.RunningSequences > 0;
+        // Running sequences keep it active: KEDA scales to zero from any N once inactive for the cooldown. A held call
+        // is a caller waiting now: it activates whatever the threshold, which is for background work.
+        var active = backlog > input.ActivationThreshold || input.RunningSequences > 0 || input.HeldRequests > 0;
         return new ScalingDecision(backlog, metric, active, capped, wanted, allowed);
     }
 

@@ -6,17 +6,20 @@ using Microsoft.Extensions.Options;
 namespace Kiln.Scaler.Service;
 
 /// <summary>One evaluation of one ScaledObject: the decision and the readings behind it.</summary>
-public sealed record Evaluation(ScalingDecision Decision, QueueSample Queue, int Pods, int PodsReporting, int FreeGroups);
+public sealed record Evaluation(ScalingDecision Decision, QueueSample Queue, HeldCalls Held, int Pods, int PodsReporting, int FreeGroups);
 
 /// <summary>
-/// Gathers the readings of one ScaledObject (queue, cluster, its pods' stats), each through the resilient cache,
-/// and hands them to <see cref="ScalingMath.Decide"/>.
+/// Gathers the readings of one ScaledObject (queue, cluster, its pods' stats, each through the resilient cache; the
+/// calls its gateways hold, from their reports) and hands them to <see cref="ScalingMath.Decide"/>.
 /// </summary>
 public sealed partial class BacklogService(
-    IQueueSource queues, IClusterSource cluster, IPodStatsSource podStats, ResilientCache cache, ScalerMetrics metrics,
-    IOptions<ScalerOptions> options, ILogger<BacklogService> log)
+    IQueueSource queues, IClusterSource cluster, IPodStatsSource podStats, GatewayReports gateways, ResilientCache cache, ScalerMetrics metrics,
+    IOptions<ScalerOptions> options, TimeProvider time, ILogger<BacklogService> log)
 {
     private readonly ScalerOptions _o = options.Value;
+
+    // Whether each object was capped at its last evaluation: the capacity warning is logged when that changes.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _capped = new(StringComparer.Ordinal);
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (ScalerMetadata Md, DateTimeOffset Seen)> _polled = new(StringComparer.Ordinal);
 
@@ -29,7 +32,7 @@ public sealed partial class BacklogService(
         ArgumentNullException.ThrowIfNull(md);
         if (_o.BackgroundRefreshMs > 0)
         {
-            _polled[md.Key] = (md, DateTimeOffset.UtcNow);
+            _polled[md.Key] = (md, time.GetUtcNow());
         }
 
         return EvaluateAsync(md, TimeSpan.FromMilliseconds(_o.PollMaxAgeMs), cancellationToken);
@@ -38,7 +41,7 @@ public sealed partial class BacklogService(
     /// <summary>The objects polled recently (forgotten after ten minutes without a poll: the ScaledObject is gone).</summary>
     public IReadOnlyList<ScalerMetadata> RecentlyPolled()
     {
-        var cutoff = DateTimeOffset.UtcNow.AddMinutes(-10);
+        var cutoff = time.GetUtcNow().AddMinutes(-10);
         foreach (var (key, v) in _polled)
         {
             if (v.Seen < cutoff)
@@ -56,17 +59,11 @@ public sealed partial class BacklogService(
     public async Task<Evaluation> EvaluateAsync(ScalerMetadata md, TimeSpan refresh, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(md);
-        var connection = Environment.GetEnvironmentVariable(md.ConnectionFromEnv);
-        if (string.IsNullOrWhiteSpace(connection))
-        {
-            throw new MetadataException("connectionFromEnv", $"environment variable '{md.ConnectionFromEnv}' is not set in the scaler");
-        }
-
         var staleness = TimeSpan.FromSeconds(md.StalenessSeconds);
         var timeout = _o.OutboundTimeout;
 
         var queueTask = cache.GetAsync(
-            $"queue:{md.ConnectionFromEnv}:{md.QueueName}", ct => queues.ReadAsync(connection, md.QueueName, md.DefaultMaxTokens, ct),
+            md.QueueSource, ct => queues.ReadAsync(md.ConnectionString, md.QueueName, md.DefaultMaxTokens, ct),
             refresh, staleness, timeout, cancellationToken);
         var clusterTask = cache.GetAsync(
             "cluster", cluster.ReadAsync, TimeSpan.FromMilliseconds(Math.Max(_o.ClusterRefreshMs, refresh.TotalMilliseconds)), staleness, timeout, cancellationToken,
@@ -89,15 +86,24 @@ public sealed partial class BacklogService(
         }
 
         var freeGroups = snapshot.FreeGroups(md.GpuResourceName, md.TpSize);
+        var held = gateways.HeldFor(md.Key);
         var decision = ScalingMath.Decide(new ScalingInputs(
-            queue.Tokens, podTokens, running, pods.Count, freeGroups, md.TargetBacklogPerReplica, md.ActivationThreshold));
+            queue.Tokens, podTokens, running, pods.Count, freeGroups, md.TargetBacklogPerReplica, md.ActivationThreshold, held.Tokens, held.Requests));
         metrics.Record(md.Key, decision);
-        if (decision.Capped)
+        if (_capped.TryGetValue(md.Key, out var wasCapped) ? wasCapped != decision.Capped : decision.Capped)
         {
-            LogCapped(log, md.Key, decision.WantedReplicas, decision.AllowedReplicas, pods.Count, freeGroups, md.TpSize, md.GpuResourceName);
+            _capped[md.Key] = decision.Capped;
+            if (decision.Capped)
+            {
+                LogCapped(log, md.Key, decision.WantedReplicas, decision.AllowedReplicas, pods.Count, freeGroups, md.TpSize, md.GpuResourceName);
+            }
+            else
+            {
+                LogUncapped(log, md.Key, decision.WantedReplicas, decision.AllowedReplicas);
+            }
         }
 
-        return new Evaluation(decision, queue, pods.Count, reporting.Count, freeGroups);
+        return new Evaluation(decision, queue, held, pods.Count, reporting.Count, freeGroups);
     }
 
     private async Task<PodStatsDocument?> ReadPodAsync(
@@ -120,6 +126,9 @@ public sealed partial class BacklogService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "{ScaledObject}: capacity exhausted: backlog wants {Wanted} replicas, capped at {Allowed} ({Current} current + {Free} free groups of {TpSize} x {Resource})")]
     private static partial void LogCapped(ILogger logger, string scaledObject, int wanted, int allowed, int current, int free, int tpSize, string resource);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{ScaledObject}: stats of pod {Pod} unavailable ({Error}); counted as busy with no backlog")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "{ScaledObject}: capacity suffices again: backlog wants {Wanted} replicas, {Allowed} allowed")]
+    private static partial void LogUncapped(ILogger logger, string scaledObject, int wanted, int allowed);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{ScaledObject}: stats of pod {Pod} unavailable ({Error}); counted as busy with no backlog")]
     private static partial void LogPodUnknown(ILogger logger, string scaledObject, string pod, string error);
 }

@@ -10,7 +10,8 @@ namespace Kiln.Scaler.Service;
 /// KEDA's ExternalScaler service. Every call carries the ScaledObject's metadata, parsed per call; errors map to
 /// InvalidArgument (bad metadata, naming the key) and Unavailable (a source failed past its staleness bound).
 /// </summary>
-internal sealed partial class ExternalScalerService(BacklogService backlog, IOptions<ScalerOptions> options, TimeProvider time, ILogger<ExternalScalerService> log)
+internal sealed partial class ExternalScalerService(
+    BacklogService backlog, GatewayReports gateways, IOptions<ScalerOptions> options, TimeProvider time, ILogger<ExternalScalerService> log)
     : ExternalScaler.ExternalScalerBase
 {
     public const string MetricName = "token-backlog";
@@ -45,8 +46,9 @@ internal sealed partial class ExternalScalerService(BacklogService backlog, IOpt
         });
 
     /// <summary>
-    /// Re-evaluates every poll interval while the stream is open and pushes on each change (the first state at once);
-    /// KEDA acts only on true, which scales an idle deployment from zero without waiting for its polling interval.
+    /// Re-evaluates every poll interval while the stream is open, and at once when a gateway starts holding calls for
+    /// the object, and pushes on each change (the first state at once); KEDA acts only on true, which scales an idle
+    /// deployment from zero without waiting for its polling interval.
     /// </summary>
     public override async Task StreamIsActive(ScaledObjectRef request, IServerStreamWriter<IsActiveResponse> responseStream, ServerCallContext context)
     {
@@ -79,14 +81,8 @@ internal sealed partial class ExternalScalerService(BacklogService backlog, IOpt
                 LogStreamError(log, md.Key, e.Message);
             }
 
-            try
-            {
-                await Task.Delay(poll, time, ct);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            // Either the interval passes or a gateway's first held call arrives; WhenAny never throws on cancellation.
+            await Task.WhenAny(Task.Delay(poll, time, ct), gateways.HoldingStarted(md.Key));
         }
     }
 
@@ -111,6 +107,7 @@ internal sealed partial class ExternalScalerService(BacklogService backlog, IOpt
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{ScaledObject}: StreamIsActive evaluation failed: {Error}")]
+    // The failing source is logged once per outage by OutageLog.
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{ScaledObject}: StreamIsActive evaluation failed: {Error}")]
     private static partial void LogStreamError(ILogger logger, string scaledObject, string error);
 }

@@ -73,28 +73,22 @@ public interface IClusterSource
     Task<ClusterSnapshot> ReadAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>Reads nodes and pods with KubernetesClient (in-cluster config, or a configured base URL).</summary>
+/// <summary>Reads nodes and pods with KubernetesClient (a configured base URL, or the default config chain).</summary>
 public sealed class KubernetesClusterSource(IKubernetes client) : IClusterSource
 {
     // Terminated pods hold no resources; the API server filters them.
     private const string NotTerminated = "status.phase!=Succeeded,status.phase!=Failed";
 
+    /// <summary>
+    /// A configured base URL wins; otherwise the client library's own default chain
+    /// (<see cref="KubernetesClientConfiguration.BuildDefaultConfig"/>): <c>$KUBECONFIG</c> (a path list), then
+    /// <c>~/.kube/config</c>, then the in-cluster service account, as kubectl resolves it.
+    /// </summary>
     public static IKubernetes CreateClient(string? baseUrl, TimeSpan timeout)
     {
-        KubernetesClientConfiguration config;
-        if (!string.IsNullOrEmpty(baseUrl))
-        {
-            config = new KubernetesClientConfiguration { Host = baseUrl };
-        }
-        else if (KubernetesClientConfiguration.IsInCluster())
-        {
-            config = KubernetesClientConfiguration.InClusterConfig();
-        }
-        else
-        {
-            config = KubernetesClientConfiguration.BuildConfigFromConfigFile();
-        }
-
+        var config = !string.IsNullOrEmpty(baseUrl)
+            ? new KubernetesClientConfiguration { Host = baseUrl }
+            : KubernetesClientConfiguration.BuildDefaultConfig();
         config.HttpClientTimeout = timeout;
         return new Kubernetes(config);
     }

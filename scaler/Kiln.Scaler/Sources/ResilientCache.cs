@@ -16,7 +16,7 @@ public sealed class SourceUnavailableException(string source, Exception inner)
 /// it is within the staleness bound (the cache entry's expiry), so a transient error never reaches KEDA; past it the
 /// caller gets <see cref="SourceUnavailableException"/> and KEDA's fallback applies.
 /// </summary>
-public sealed partial class ResilientCache(IMemoryCache cache, TimeProvider time, ILogger<ResilientCache> log)
+public sealed partial class ResilientCache(IMemoryCache cache, TimeProvider time, OutageLog outages, ILogger<ResilientCache> log)
 {
     private sealed record Entry(object Value, DateTimeOffset FetchedAt);
 
@@ -41,7 +41,9 @@ public sealed partial class ResilientCache(IMemoryCache cache, TimeProvider time
         {
             if (cache.TryGetValue(key, out entry) && time.GetUtcNow() - entry!.FetchedAt <= staleness)
             {
-                LogServingStale(log, key, (time.GetUtcNow() - entry.FetchedAt).TotalSeconds, e.Message);
+                var age = (time.GetUtcNow() - entry.FetchedAt).TotalSeconds;
+                LogServingStale(log, key, age, e.Message);
+
                 return (T)entry.Value;
             }
 
@@ -65,7 +67,18 @@ public sealed partial class ResilientCache(IMemoryCache cache, TimeProvider time
         try
         {
             using var cts = new CancellationTokenSource(timeout, time);
-            var value = await fetch(cts.Token).WaitAsync(cts.Token);
+            T value;
+            try
+            {
+                value = await fetch(cts.Token).WaitAsync(cts.Token);
+            }
+            catch (Exception e)
+            {
+                outages.Failed(key, e is OperationCanceledException ? $"no answer within {timeout.TotalMilliseconds} ms" : e.Message);
+                throw;
+            }
+
+            outages.Succeeded(key);
             cache.Set(key, new Entry(value, time.GetUtcNow()), new MemoryCacheEntryOptions { AbsoluteExpirationRelativeToNow = keepFor > TimeSpan.Zero ? keepFor : TimeSpan.FromTicks(1) });
             return value;
         }
@@ -75,6 +88,7 @@ public sealed partial class ResilientCache(IMemoryCache cache, TimeProvider time
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Source} failed ({Error}); serving the value from {AgeSeconds:F1} s ago")]
+    // The outage itself is logged once by OutageLog; each stale answer only at Debug.
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Source} failed ({Error}); serving the value from {AgeSeconds:F1} s ago")]
     private static partial void LogServingStale(ILogger logger, string source, double ageSeconds, string error);
 }

@@ -63,7 +63,10 @@ public sealed class DeployManifestTests
     {
         var so = all.OfType<ScaledObjectManifest>().Single();
         var trigger = so.Spec.Triggers.Single();
-        return (so, trigger, ScalerMetadata.Parse(so.Metadata.Name, so.Metadata.NamespaceProperty, trigger.Metadata));
+
+        // KEDA sends a FromEnv key's value, resolved from the target's environment; a Secret's value is not in the manifests.
+        var sent = trigger.Metadata.ToDictionary(kv => kv.Key, kv => kv.Key.EndsWith("FromEnv", StringComparison.Ordinal) ? "UseDevelopmentStorage=true" : kv.Value);
+        return (so, trigger, ScalerMetadata.Parse(so.Metadata.Name, so.Metadata.NamespaceProperty, sent));
     }
 
     [Fact]
@@ -109,7 +112,7 @@ public sealed class DeployManifestTests
         var (_, trigger, md) = Scaled(all);
         var deployment = One<V1Deployment>(all, "kiln-scaler");
         var c = deployment.Spec.Template.Spec.Containers.Single();
-        Assert.Contains(c.Env, e => e.Name == md.ConnectionFromEnv && e.ValueFrom?.SecretKeyRef is not null);
+        Assert.Contains(c.Env, e => e.Name == trigger.Metadata["connectionFromEnv"] && e.ValueFrom?.SecretKeyRef is not null);
 
         // scalerAddress names the scaler's Service and its gRPC port.
         var address = trigger.Metadata["scalerAddress"];

@@ -79,14 +79,14 @@ public sealed class FakeQueueSource : IQueueSource
 /// </summary>
 public sealed class ScalerHarness : IAsyncDisposable
 {
-    private ScalerHarness(FakeKubernetesApi kube, FakePodStats stats, RunningScaler scaler, GrpcChannel channel, string connectionEnv)
+    private ScalerHarness(FakeKubernetesApi kube, FakePodStats stats, RunningScaler scaler, GrpcChannel channel, string connectionString)
     {
         Kube = kube;
         Stats = stats;
         Scaler = scaler;
         Channel = channel;
         Client = new ExternalScaler.ExternalScalerClient(channel);
-        ConnectionEnv = connectionEnv;
+        ConnectionString = connectionString;
     }
 
     public FakeKubernetesApi Kube { get; }
@@ -95,19 +95,22 @@ public sealed class ScalerHarness : IAsyncDisposable
     public GrpcChannel Channel { get; }
     public ExternalScaler.ExternalScalerClient Client { get; }
 
-    /// <summary>The env var (unique per harness) holding the storage connection string.</summary>
-    public string ConnectionEnv { get; }
+    /// <summary>
+    /// The storage connection string, sent as KEDA sends it: the value it resolved for <c>connectionFromEnv</c> from
+    /// the scale target's environment (../shared/docs/keda-external-scaler.md).
+    /// </summary>
+    public string ConnectionString { get; }
 
     /// <summary>Starts the fakes, the scaler and the client.</summary>
     /// <param name="connectionString">The storage connection string (Azurite's), or null to use <paramref name="queue"/>.</param>
     /// <param name="queue">A fake queue source replacing Azure's, or null.</param>
     /// <param name="configure">Changes to the scaler's options (the defaults here refresh on every call).</param>
-    public static async Task<ScalerHarness> StartAsync(string? connectionString = null, FakeQueueSource? queue = null, Action<ScalerOptions>? configure = null)
+    /// <param name="services">Further service changes (a TimeProvider, a log capture).</param>
+    public static async Task<ScalerHarness> StartAsync(
+        string? connectionString = null, FakeQueueSource? queue = null, Action<ScalerOptions>? configure = null, Action<IServiceCollection>? services = null)
     {
         var kube = await FakeKubernetesApi.StartAsync();
         var stats = await FakePodStats.StartAsync();
-        var env = $"KILN_TEST_STORAGE_{Guid.NewGuid():N}";
-        Environment.SetEnvironmentVariable(env, connectionString ?? "UseDevelopmentStorage=true");
         var options = new ScalerOptions
         {
             KubernetesBaseUrl = kube.BaseUrl.ToString(),
@@ -125,9 +128,11 @@ public sealed class ScalerHarness : IAsyncDisposable
             {
                 s.AddSingleton<IQueueSource>(queue);
             }
+
+            services?.Invoke(s);
         });
         var channel = GrpcChannel.ForAddress(scaler.GrpcAddress);
-        return new ScalerHarness(kube, stats, scaler, channel, env);
+        return new ScalerHarness(kube, stats, scaler, channel, connectionString ?? "UseDevelopmentStorage=true");
     }
 
     /// <summary>Valid metadata for a ScaledObject "kiln/llama" (selector app=kiln-llama), with overrides (null removes a key).</summary>
@@ -137,7 +142,7 @@ public sealed class ScalerHarness : IAsyncDisposable
         {
             ["scalerAddress"] = "kiln-scaler.kiln.svc:6000",
             ["queueName"] = queueName,
-            ["connectionFromEnv"] = ConnectionEnv,
+            ["connectionFromEnv"] = ConnectionString,
             ["tpSize"] = "2",
             ["targetBacklogPerReplica"] = "1000",
             ["podSelector"] = "app=kiln-llama",
@@ -198,6 +203,5 @@ public sealed class ScalerHarness : IAsyncDisposable
         await Scaler.DisposeAsync();
         await Stats.DisposeAsync();
         await Kube.DisposeAsync();
-        Environment.SetEnvironmentVariable(ConnectionEnv, null);
     }
 }

@@ -103,7 +103,7 @@ public sealed class ScalingLogicTests
         var md = ScalerMetadata.Parse("so", "ns", new Dictionary<string, string>
         {
             ["queueName"] = "jobs",
-            ["connectionFromEnv"] = "X",
+            ["connectionFromEnv"] = "UseDevelopmentStorage=true",
             ["tpSize"] = "4",
             ["targetBacklogPerReplica"] = "2048.5",
             ["podSelector"] = "app=k",

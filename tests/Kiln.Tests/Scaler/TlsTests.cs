@@ -44,7 +44,7 @@ public sealed class TlsTests
             r.ScalerMetadata.Add(new Dictionary<string, string>
             {
                 ["queueName"] = "q",
-                ["connectionFromEnv"] = "X",
+                ["connectionFromEnv"] = "UseDevelopmentStorage=true",
                 ["tpSize"] = "1",
                 ["targetBacklogPerReplica"] = "10",
                 ["podSelector"] = "app=x",
