@@ -5,10 +5,10 @@ using Azure.Storage.Queues;
 using Grpc.Net.Client;
 using k8s;
 using k8s.Models;
+using Kiln.LocalCluster;
 using Kiln.Scaler;
 using Kiln.Scaler.Protocol;
 using Kiln.Scaler.Service;
-using Kiln.Tests.Infrastructure;
 
 namespace Kiln.ScalerSim;
 

@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Threading.Channels;
 using Grpc.Core;
+using Kiln.LocalCluster;
 using Kiln.Tests.Functions.HostRpc;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -51,7 +52,7 @@ public sealed class StandInFunctionsHost : IAsyncDisposable
     public static string? FindWorkerDirectory()
     {
         string config = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
-        string dir = Path.Combine(Infrastructure.AzuriteProcess.RepoRoot(), "functions", "Kiln.Functions", "bin", config, "net10.0");
+        string dir = Path.Combine(AzuriteProcess.RepoRoot(), "functions", "Kiln.Functions", "bin", config, "net10.0");
         return File.Exists(Path.Combine(dir, "Kiln.Functions.dll")) && File.Exists(Path.Combine(dir, "functions.metadata")) ? dir : null;
     }
 

@@ -1,3 +1,5 @@
+using Kiln.LocalCluster;
+
 namespace Kiln.Tests.Infrastructure;
 
 /// <summary>

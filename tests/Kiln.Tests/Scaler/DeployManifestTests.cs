@@ -1,7 +1,7 @@
 using k8s;
 using k8s.Models;
+using Kiln.LocalCluster;
 using Kiln.Scaler.Scaling;
-using Kiln.Tests.Infrastructure;
 
 namespace Kiln.Tests.Scaler;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Kiln.Tests.Infrastructure;
+namespace Kiln.LocalCluster;
 
 /// <summary>Azurite cannot run here (no node or npm, or the install failed): tests that need it skip with this reason.</summary>
 public sealed class AzuriteUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,3 @@
+using Kiln.LocalCluster;
+
+return await LocalClusterCommand.RunAsync(args);
