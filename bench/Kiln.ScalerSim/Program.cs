@@ -9,7 +9,7 @@ if (args.Length == 0 || args[0] is not ("sim" or "bench"))
     return args.Length == 0 || args[0] is "-h" or "--help" ? 0 : 2;
 }
 
-var root = Kiln.Tests.Infrastructure.AzuriteProcess.RepoRoot();
+var root = Kiln.LocalCluster.AzuriteProcess.RepoRoot();
 if (args[0] == "bench")
 {
     return await GetMetricsBench.RunAsync(args[1..]);

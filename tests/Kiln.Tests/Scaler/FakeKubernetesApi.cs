@@ -11,7 +11,8 @@ using Microsoft.Extensions.Logging;
 namespace Kiln.Tests.Scaler;
 
 /// <summary>
-/// A loopback stand-in for the Kubernetes API server: answers GET /api/v1/nodes and /api/v1/pods with NodeList and
+/// A loopback stand-in for the Kubernetes API server: answers GET /api/v1/nodes, /api/v1/pods and
+/// /api/v1/namespaces/{ns}/pods (with an equality labelSelector applied) with NodeList and
 /// PodList JSON in the API's real shapes (kind, apiVersion, metadata, items with spec and status), or a Status error,
 /// or slowly. Records the query strings so that tests can check what the client asked for.
 /// </summary>
@@ -46,12 +47,13 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         FakeKubernetesApi? self = null;
         app.MapGet("/api/v1/nodes", (HttpContext c) => self!.AnswerAsync(c, "NodeList", self.Nodes));
         app.MapGet("/api/v1/pods", (HttpContext c) => self!.AnswerAsync(c, "PodList", self.Pods));
+        app.MapGet("/api/v1/namespaces/{ns}/pods", (HttpContext c, string ns) => self!.AnswerAsync(c, "PodList", self.Pods, p => InNamespace(p, ns) && MatchesLabels(p, c.Request.Query["labelSelector"])));
         await app.StartAsync();
         self = new FakeKubernetesApi(app, new Uri(app.Urls.First()));
         return self;
     }
 
-    private async Task AnswerAsync(HttpContext c, string kind, List<JsonObject> items)
+    private async Task AnswerAsync(HttpContext c, string kind, List<JsonObject> items, Func<JsonObject, bool>? filter = null)
     {
         Requests.Enqueue($"{c.Request.Path}{c.Request.QueryString}");
         if (Delay > TimeSpan.Zero)
@@ -79,7 +81,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         JsonArray array;
         lock (items)
         {
-            array = [.. items.Select(i => i.DeepClone())];
+            array = [.. items.Where(i => filter is null || filter(i)).Select(i => i.DeepClone())];
         }
 
         await c.Response.WriteAsync(new JsonObject
@@ -90,6 +92,16 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             ["items"] = array,
         }.ToJsonString());
     }
+
+    private static bool InNamespace(JsonObject pod, string ns) => (string?)pod["metadata"]?["namespace"] == ns;
+
+    // Equality selectors only (k=v,k2=v2), which is all the gateway sends.
+    private static bool MatchesLabels(JsonObject pod, string? selector) =>
+        string.IsNullOrEmpty(selector) || selector.Split(',', StringSplitOptions.RemoveEmptyEntries).All(term =>
+        {
+            var kv = term.Split('=', 2);
+            return kv.Length == 2 && (string?)pod["metadata"]?["labels"]?[kv[0].Trim()] == kv[1].Trim();
+        });
 
     public static JsonObject Node(string name, int gpus, bool ready = true, bool unschedulable = false, string resource = "nvidia.com/gpu")
     {
