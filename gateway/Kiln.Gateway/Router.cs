@@ -1,8 +1,8 @@
 namespace Kiln.Gateway;
 
 /// <summary>
-/// Picks a routable pod for a call. Prefix affinity: the pod that last served the longest prefix of this prompt,
-/// while its load is under <c>AffinityMaxBacklogTokens</c> or no more above the least loaded pod's than the prefill
+/// Picks a routable pod for a call. Prefix affinity: the least loaded of the pods that served the longest prefix of
+/// this prompt, while its load is under <c>AffinityMaxBacklogTokens</c> or no more above the least loaded pod's than the prefill
 /// the cache would save (the matched tokens), so a hot prefix spills over only when waiting costs more than
 /// recomputing; otherwise the least loaded pod. Least-loaded and round-robin ignore prefixes.
 /// </summary>
@@ -48,19 +48,24 @@ public sealed class Router(PodDirectory directory, PrefixAffinity affinity, Bala
         }
 
         var leastTokens = least.Load.Tokens;
-        foreach (var (matched, name) in affinity.Matches(blocks))
+        foreach (var (matched, names) in affinity.Matches(blocks))
         {
-            var pod = pods.FirstOrDefault(p => p.Name == name);
-            if (pod is null)
+            var savedTokens = (long)matched * prefixBlockChars / Kiln.Scaler.Contracts.TokenEstimator.CharsPerToken;
+            Pod? best = null;
+            foreach (var name in names)
             {
-                continue; // gone or not ready: a shorter prefix may live elsewhere
+                // Gone or not ready: skipped; a shorter prefix may live elsewhere.
+                var pod = pods.FirstOrDefault(p => p.Name == name);
+                var load = pod?.Load.Tokens ?? long.MaxValue;
+                if (pod is not null && (load < affinityMaxBacklogTokens || load <= leastTokens + savedTokens) && (best is null || load < best.Load.Tokens))
+                {
+                    best = pod;
+                }
             }
 
-            var savedTokens = (long)matched * prefixBlockChars / Kiln.Scaler.Contracts.TokenEstimator.CharsPerToken;
-            var load = pod.Load.Tokens;
-            if (load < affinityMaxBacklogTokens || load <= leastTokens + savedTokens)
+            if (best is not null)
             {
-                return new RouteChoice(pod, true);
+                return new RouteChoice(best, true);
             }
         }
 
