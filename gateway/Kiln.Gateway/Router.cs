@@ -2,9 +2,9 @@ namespace Kiln.Gateway;
 
 /// <summary>
 /// Picks a routable pod for a call. Prefix affinity: the least loaded of the pods that served the longest prefix of
-/// this prompt, while its load is under <c>AffinityMaxBacklogTokens</c> or no more above the least loaded pod's than the prefill
-/// the cache would save (the matched tokens), so a hot prefix spills over only when waiting costs more than
-/// recomputing; otherwise the least loaded pod. Least-loaded and round-robin ignore prefixes.
+/// this prompt, while its load is no more above the least loaded pod's than the prefill the cache would save (the
+/// matched tokens), or, when that prefix is at least half the prompt, while its load is under
+/// <c>AffinityMaxBacklogTokens</c>; otherwise the least loaded pod. Least-loaded and round-robin ignore prefixes.
 /// </summary>
 public sealed class Router(PodDirectory directory, PrefixAffinity affinity, BalancingMode mode, long affinityMaxBacklogTokens, int prefixBlockChars)
 {
@@ -51,13 +51,17 @@ public sealed class Router(PodDirectory directory, PrefixAffinity affinity, Bala
         foreach (var (matched, names) in affinity.Matches(blocks))
         {
             var savedTokens = (long)matched * prefixBlockChars / Kiln.Scaler.Contracts.TokenEstimator.CharsPerToken;
+            // The absolute bound only for a prefix that is at least half the prompt (a system prompt and a question, a
+            // conversation's next turn); a short shared head (one global block) only within the slack, else it would
+            // pull every call to one pod until that pod is AffinityMaxBacklogTokens deep.
+            var bound = matched * 2 >= blocks.Count ? affinityMaxBacklogTokens : 0;
             Pod? best = null;
             foreach (var name in names)
             {
                 // Gone or not ready: skipped; a shorter prefix may live elsewhere.
                 var pod = pods.FirstOrDefault(p => p.Name == name);
                 var load = pod?.Load.Tokens ?? long.MaxValue;
-                if (pod is not null && (load < affinityMaxBacklogTokens || load <= leastTokens + savedTokens) && (best is null || load < best.Load.Tokens))
+                if (pod is not null && (load < bound || load <= leastTokens + savedTokens) && (best is null || load < best.Load.Tokens))
                 {
                     best = pod;
                 }

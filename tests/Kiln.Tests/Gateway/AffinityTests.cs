@@ -54,6 +54,25 @@ public sealed class AffinityTests
     }
 
     [Fact]
+    public async Task AShortHeadEveryCallShares_DoesNotPullAllCallsToOnePod()
+    {
+        await using var a = await FakePod.StartAsync("a");
+        await using var b = await FakePod.StartAsync("b");
+        await using var gateway = await StartAsync(a, b, affinityMax: 32768);
+        using var http = Client(gateway);
+        var head = new string('h', 248); // with "<system>" exactly the first of four blocks
+
+        var pods = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            pods.Add(await PodOfAsync(http, head, new string((char)('a' + i), 800)));
+        }
+
+        Assert.Equal(2, pods.Count(p => p == "a"));
+        Assert.Equal(2, pods.Count(p => p == "b"));
+    }
+
+    [Fact]
     public async Task RoundRobin_IgnoresPrefixes()
     {
         await using var a = await FakePod.StartAsync("a");
