@@ -37,8 +37,7 @@ foreach (var (mode, s) in results)
 /// <summary>
 /// The bench's knobs: --window (trace rows read), --sample (keep a conversation, known by its second block id, when
 /// that id divides by this: fewer calls, each conversation's turns all kept, so its prefix reuse is the trace's), --time-scale, --block-chars, --max-blocks, --out-tokens, --pods, --kv-mib, --trace,
-/// --affinity-max (AffinityMaxBacklogTokens, scaled down like the token counts: 512 tokens is about a second of work
-/// for one demo-model pod on a shared 2-core machine, where 32768 would never let a hot prefix spill over).
+/// --affinity-max (AffinityMaxBacklogTokens, the gateway's default 32768 unless given).
 /// </summary>
 internal sealed record BenchOptions(int Window, int Sample, double TimeScale, int BlockChars, int MaxBlocks, int OutTokens, int Pods, int KvCacheMiB, long AffinityMax, string TracePath)
 {
@@ -59,7 +58,7 @@ internal sealed record BenchOptions(int Window, int Sample, double TimeScale, in
             int.Parse(Get("out-tokens", "4"), CultureInfo.InvariantCulture),
             int.Parse(Get("pods", "3"), CultureInfo.InvariantCulture),
             int.Parse(Get("kv-mib", "32"), CultureInfo.InvariantCulture),
-            long.Parse(Get("affinity-max", "512"), CultureInfo.InvariantCulture),
+            long.Parse(Get("affinity-max", "32768"), CultureInfo.InvariantCulture),
             Get("trace", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/traces/mooncake_conversation_trace.jsonl")));
     }
 }

@@ -96,9 +96,12 @@ public sealed partial class ForwardingMiddleware(
                 }
 
                 // No routable pod: hold. A call a pod sent back keeps its first deadline and is not refused by the bound.
+                // The deadline is fixed before the call shows as held, so a clock read later can only shorten the wait.
+                var returned = deadline is not null;
+                deadline ??= time.GetUtcNow().AddSeconds(o.MaxHoldSeconds);
                 if (lease is null)
                 {
-                    lease = held.TryHold(request.EstimatedTokens, returned: deadline is not null);
+                    lease = held.TryHold(request.EstimatedTokens, returned);
                     if (lease is null)
                     {
                         await GatewayError.QueueFull(held.MaxHeld).WriteAsync(context.Response, ct).ConfigureAwait(false);
@@ -106,7 +109,6 @@ public sealed partial class ForwardingMiddleware(
                     }
                 }
 
-                deadline ??= time.GetUtcNow().AddSeconds(o.MaxHoldSeconds);
                 var remaining = deadline.Value - time.GetUtcNow();
                 try
                 {

@@ -1,17 +1,22 @@
 namespace Kiln.Gateway;
 
 /// <summary>
-/// Which pod last served each prompt prefix: a bounded LRU map from a chained block hash
-/// (<see cref="PromptPrefix"/>) to a pod name. The oldest entries go first when it is full, as a pod's own prefix
-/// cache evicts its oldest blocks, so the map forgets roughly what the pods forget.
+/// Which pods last served each prompt prefix: a bounded LRU map from a chained block hash (<see cref="PromptPrefix"/>)
+/// to the few pods (most recent first) that took a call with that prefix. Several pods, not one: a prefix every call
+/// shares (a global system prompt) soon lives on every pod and must not pull all traffic to whichever took it last;
+/// the router picks the least loaded of its holders. The oldest entries go first when the map is full, as a pod's own
+/// prefix cache evicts its oldest blocks, so the map forgets roughly what the pods forget.
 /// </summary>
 public sealed class PrefixAffinity(int capacity = PrefixAffinity.DefaultCapacity)
 {
-    /// <summary>64k entries: about 6 MB, and at 512 tokens a block more prefix than a few pods' KV caches hold.</summary>
+    /// <summary>64k entries: a few MB, and at 512 tokens a block more prefix than a few pods' KV caches hold.</summary>
     public const int DefaultCapacity = 65536;
 
-    private readonly Dictionary<ulong, LinkedListNode<(ulong Hash, string Pod)>> _map = [];
-    private readonly LinkedList<(ulong Hash, string Pod)> _order = new();
+    /// <summary>Holders remembered per prefix: beyond a handful, the prefix is everywhere and load decides anyway.</summary>
+    public const int MaxPodsPerPrefix = 4;
+
+    private readonly Dictionary<ulong, LinkedListNode<Entry>> _map = [];
+    private readonly LinkedList<Entry> _order = new();
     private readonly Lock _lock = new();
 
     public int Count
@@ -25,18 +30,18 @@ public sealed class PrefixAffinity(int capacity = PrefixAffinity.DefaultCapacity
         }
     }
 
-    /// <summary>The pods holding each block of the chain, longest prefix first: (block count matched, pod name).</summary>
-    public IReadOnlyList<(int Blocks, string Pod)> Matches(IReadOnlyList<ulong> blocks)
+    /// <summary>The pods holding each block of the chain, longest prefix first: (block count matched, pod names).</summary>
+    public IReadOnlyList<(int Blocks, string[] Pods)> Matches(IReadOnlyList<ulong> blocks)
     {
         ArgumentNullException.ThrowIfNull(blocks);
-        var matches = new List<(int, string)>();
+        var matches = new List<(int, string[])>();
         lock (_lock)
         {
             for (var i = blocks.Count - 1; i >= 0; i--)
             {
                 if (_map.TryGetValue(blocks[i], out var node))
                 {
-                    matches.Add((i + 1, node.Value.Pod));
+                    matches.Add((i + 1, [.. node.Value.Pods]));
                 }
             }
         }
@@ -55,7 +60,7 @@ public sealed class PrefixAffinity(int capacity = PrefixAffinity.DefaultCapacity
                 if (_map.TryGetValue(hash, out var node))
                 {
                     _order.Remove(node);
-                    node.Value = (hash, pod);
+                    node.Value.Add(pod);
                     _order.AddFirst(node);
                     continue;
                 }
@@ -67,7 +72,26 @@ public sealed class PrefixAffinity(int capacity = PrefixAffinity.DefaultCapacity
                     _map.Remove(last.Value.Hash);
                 }
 
-                _map[hash] = _order.AddFirst((hash, pod));
+                var entry = new Entry(hash);
+                entry.Add(pod);
+                _map[hash] = _order.AddFirst(entry);
+            }
+        }
+    }
+
+    private sealed class Entry(ulong hash)
+    {
+        public ulong Hash { get; } = hash;
+
+        public List<string> Pods { get; } = new(MaxPodsPerPrefix);
+
+        public void Add(string pod)
+        {
+            Pods.Remove(pod);
+            Pods.Insert(0, pod);
+            if (Pods.Count > MaxPodsPerPrefix)
+            {
+                Pods.RemoveAt(Pods.Count - 1);
             }
         }
     }

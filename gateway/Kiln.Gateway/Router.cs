@@ -1,10 +1,10 @@
 namespace Kiln.Gateway;
 
 /// <summary>
-/// Picks a routable pod for a call. Prefix affinity: the pod that last served the longest prefix of this prompt,
-/// while its load is under <c>AffinityMaxBacklogTokens</c> or no more above the least loaded pod's than the prefill
-/// the cache would save (the matched tokens), so a hot prefix spills over only when waiting costs more than
-/// recomputing; otherwise the least loaded pod. Least-loaded and round-robin ignore prefixes.
+/// Picks a routable pod for a call. Prefix affinity: the least loaded of the pods that served the longest prefix of
+/// this prompt, while its load is no more above the least loaded pod's than the prefill the cache would save (the
+/// matched tokens), or, when that prefix is at least half the prompt, while its load is under
+/// <c>AffinityMaxBacklogTokens</c>; otherwise the least loaded pod. Least-loaded and round-robin ignore prefixes.
 /// </summary>
 public sealed class Router(PodDirectory directory, PrefixAffinity affinity, BalancingMode mode, long affinityMaxBacklogTokens, int prefixBlockChars)
 {
@@ -48,19 +48,28 @@ public sealed class Router(PodDirectory directory, PrefixAffinity affinity, Bala
         }
 
         var leastTokens = least.Load.Tokens;
-        foreach (var (matched, name) in affinity.Matches(blocks))
+        foreach (var (matched, names) in affinity.Matches(blocks))
         {
-            var pod = pods.FirstOrDefault(p => p.Name == name);
-            if (pod is null)
+            var savedTokens = (long)matched * prefixBlockChars / Kiln.Scaler.Contracts.TokenEstimator.CharsPerToken;
+            // The absolute bound only for a prefix that is at least half the prompt (a system prompt and a question, a
+            // conversation's next turn); a short shared head (one global block) only within the slack, else it would
+            // pull every call to one pod until that pod is AffinityMaxBacklogTokens deep.
+            var bound = matched * 2 >= blocks.Count ? affinityMaxBacklogTokens : 0;
+            Pod? best = null;
+            foreach (var name in names)
             {
-                continue; // gone or not ready: a shorter prefix may live elsewhere
+                // Gone or not ready: skipped; a shorter prefix may live elsewhere.
+                var pod = pods.FirstOrDefault(p => p.Name == name);
+                var load = pod?.Load.Tokens ?? long.MaxValue;
+                if (pod is not null && (load < bound || load <= leastTokens + savedTokens) && (best is null || load < best.Load.Tokens))
+                {
+                    best = pod;
+                }
             }
 
-            var savedTokens = (long)matched * prefixBlockChars / Kiln.Scaler.Contracts.TokenEstimator.CharsPerToken;
-            var load = pod.Load.Tokens;
-            if (load < affinityMaxBacklogTokens || load <= leastTokens + savedTokens)
+            if (best is not null)
             {
-                return new RouteChoice(pod, true);
+                return new RouteChoice(best, true);
             }
         }
 

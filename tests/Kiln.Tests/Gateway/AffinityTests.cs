@@ -54,6 +54,25 @@ public sealed class AffinityTests
     }
 
     [Fact]
+    public async Task AShortHeadEveryCallShares_DoesNotPullAllCallsToOnePod()
+    {
+        await using var a = await FakePod.StartAsync("a");
+        await using var b = await FakePod.StartAsync("b");
+        await using var gateway = await StartAsync(a, b, affinityMax: 32768);
+        using var http = Client(gateway);
+        var head = new string('h', 248); // with "<system>" exactly the first of four blocks
+
+        var pods = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            pods.Add(await PodOfAsync(http, head, new string((char)('a' + i), 800)));
+        }
+
+        Assert.Equal(2, pods.Count(p => p == "a"));
+        Assert.Equal(2, pods.Count(p => p == "b"));
+    }
+
+    [Fact]
     public async Task RoundRobin_IgnoresPrefixes()
     {
         await using var a = await FakePod.StartAsync("a");
@@ -67,7 +86,40 @@ public sealed class AffinityTests
         Assert.NotEqual(x1, x2);
     }
 
-    private static async Task<RunningGateway> StartAsync(FakePod a, FakePod b, long affinityMax, string balancing = "prefix-affinity")
+    [Fact]
+    public async Task APrefixHeldByTwoPods_GoesToTheLessLoadedOfThem_NotAlwaysToTheLastOne()
+    {
+        await using var a = await FakePod.StartAsync("a");
+        await using var b = await FakePod.StartAsync("b");
+        var clock = new FakeTimeProvider();
+        await using var gateway = await StartAsync(a, b, affinityMax: 32768, clock: clock);
+        using var http = Client(gateway);
+        var shared = new string('s', 512); // two shared blocks; each call's tail makes the rest its own
+        string Tail(int i) => new((char)('a' + i), 512);
+
+        var first = await PodOfAsync(http, shared, Tail(1));
+        var away = first == "a" ? a : b;
+        away.State = "loading";
+        clock.Advance(TimeSpan.FromMilliseconds(500)); // the next stats read
+        await UntilPodsReadyAsync(http, 1); // the other is loading
+        var second = await PodOfAsync(http, shared, Tail(2));
+        Assert.NotEqual(first, second); // now both pods hold the shared prefix
+        away.State = "ready";
+        clock.Advance(TimeSpan.FromMilliseconds(500));
+        await UntilPodsReadyAsync(http, 2);
+
+        var next = new List<string>();
+        for (var i = 3; i <= 6; i++)
+        {
+            next.Add(await PodOfAsync(http, shared, Tail(i)));
+        }
+
+        // Load decides between the two holders: two calls each, not all four to the one that took the prefix last.
+        Assert.Equal(2, next.Count(p => p == "a"));
+        Assert.Equal(2, next.Count(p => p == "b"));
+    }
+
+    private static async Task<RunningGateway> StartAsync(FakePod a, FakePod b, long affinityMax, string balancing = "prefix-affinity", FakeTimeProvider? clock = null)
     {
         var gateway = await GatewayHost.StartAsync(new GatewayOptions
         {
@@ -75,9 +127,9 @@ public sealed class AffinityTests
             Balancing = balancing,
             PrefixBlockChars = 256,
             AffinityMaxBacklogTokens = affinityMax,
-        }, new FakeTimeProvider(), cancellationToken: Ct);
+        }, clock ?? new FakeTimeProvider(), cancellationToken: Ct);
         using var http = Client(gateway);
-        await UntilAsync(async () => (await StatsAsync(http))["pods"]!.AsArray().Count(p => (bool)p!["ready"]!) == 2, "both pods are ready");
+        await UntilPodsReadyAsync(http, 2);
         return gateway;
     }
 

@@ -38,7 +38,7 @@ public sealed class DiscoveryTests
         await UntilAsync(async () => Names(await StatsAsync(http)) == "good", "only the good pod is listed");
         var good = (await StatsAsync(http))["pods"]![0]!;
         Assert.Equal($"http://127.0.0.1:{pod.BaseUrl.Port}", (string?)good["address"]);
-        await UntilAsync(async () => (bool)(await StatsAsync(http))["pods"]![0]!["ready"]!, "its engine is read as ready");
+        await UntilPodsReadyAsync(http, 1); // its engine is read as ready
         Assert.Contains(k8s.Requests, r => r.StartsWith("/api/v1/namespaces/kiln/pods?", StringComparison.Ordinal) && r.Contains("resourceVersion=0", StringComparison.Ordinal) && r.Contains("labelSelector=app%3Dkiln-llama", StringComparison.Ordinal));
 
         lock (k8s.Pods)

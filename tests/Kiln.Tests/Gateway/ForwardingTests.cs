@@ -28,7 +28,7 @@ public sealed class ForwardingTests
         };
         await using var gateway = await GatewayHost.StartAsync(new GatewayOptions { StaticPods = pod.BaseUrl.ToString() }, cancellationToken: Ct);
         using var http = Client(gateway);
-        await UntilAsync(async () => (bool)(await StatsAsync(http))["pods"]![0]!["ready"]!, "the pod is ready");
+        await UntilPodsReadyAsync(http, 1);
 
         using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/chat/completions?x=1") { Content = Chat("s", "u", stream: true) };
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
@@ -56,7 +56,7 @@ public sealed class ForwardingTests
         };
         await using var gateway = await GatewayHost.StartAsync(new GatewayOptions { StaticPods = pod.BaseUrl.ToString() }, cancellationToken: Ct);
         using var http = Client(gateway);
-        await UntilAsync(async () => (bool)(await StatsAsync(http))["pods"]![0]!["ready"]!, "the pod is ready");
+        await UntilPodsReadyAsync(http, 1);
 
         using (var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/chat/completions") { Content = Chat("s", "u", stream: true) })
         using (var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
@@ -83,7 +83,7 @@ public sealed class ForwardingTests
         healthy.Backlog = 5000; // least-loaded tries the idle-looking draining pod first
         await using var gateway = await GatewayHost.StartAsync(new GatewayOptions { StaticPods = $"{draining.BaseUrl},{healthy.BaseUrl}", Balancing = "least-loaded" }, cancellationToken: Ct);
         using var http = Client(gateway);
-        await UntilAsync(async () => (await StatsAsync(http))["pods"]!.AsArray().Count(p => (bool)p!["ready"]!) == 2, "both pods are ready");
+        await UntilPodsReadyAsync(http, 2);
 
         using var response = await http.PostAsync("api/v1/chat/completions", Chat("s", "u"), Ct);
 
@@ -108,7 +108,7 @@ public sealed class ForwardingTests
             StatsIntervalMs = 600_000,
         }, cancellationToken: Ct);
         using var http = Client(gateway);
-        await UntilAsync(async () => (await StatsAsync(http))["pods"]!.AsArray().Count(p => (bool)p!["ready"]!) == 2, "both pods are ready");
+        await UntilPodsReadyAsync(http, 2);
         await gone.DisposeAsync();
 
         using var response = await http.PostAsync("api/v1/completions", new StringContent("{\"prompt\":\"x\"}", Encoding.UTF8, "application/json"), Ct);

@@ -37,6 +37,12 @@ public static class GatewayTestKit
     public static Task UntilHeldAsync(HttpClient client, int count) =>
         UntilAsync(async () => (int)(await StatsAsync(client))["heldRequests"]! == count, $"the gateway holds {count} calls");
 
+    public static async Task<int> ReadyPodsAsync(HttpClient client) =>
+        (await StatsAsync(client))["pods"]!.AsArray().Count(p => (bool)p!["ready"]!);
+
+    public static Task UntilPodsReadyAsync(HttpClient client, int count) =>
+        UntilAsync(async () => await ReadyPodsAsync(client) == count, $"{count} pods are ready");
+
     public static StringContent Chat(string system, string user, int maxTokens = 8, bool stream = false) =>
         new(JsonSerializer.Serialize(new
         {
