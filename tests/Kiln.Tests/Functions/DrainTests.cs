@@ -136,8 +136,8 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
         server.Services.GetRequiredService<ShutdownDrain>().Begin();
 
         var thrown = await Assert.ThrowsAsync<TransientJobException>(() => runner.RunAsync(Job("last-try"), "message-1", runner.Options.MaxDequeueCount, Ct));
-        Assert.Contains("draining", thrown.Message, StringComparison.Ordinal);
         Assert.Empty(await ResultsAsync(new BlobContainerClient(connection, _container))); // a later delivery can still run it
+        Assert.Contains("draining", thrown.Message, StringComparison.Ordinal);
     }
 
     private Task<AppProcess> StartAsync(string connection, int drainSeconds) => AppProcess.StartAsync(
