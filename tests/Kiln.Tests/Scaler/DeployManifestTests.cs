@@ -1,7 +1,6 @@
 using k8s;
 using k8s.Models;
 using Kiln.Scaler.Scaling;
-using Kiln.Tests.Infrastructure;
 
 namespace Kiln.Tests.Scaler;
 
@@ -47,24 +46,13 @@ public sealed class TriggerSpec
 /// <summary>The kustomize manifests in deploy/, read with KubernetesClient's YAML reader and checked against each other.</summary>
 public sealed class DeployManifestTests
 {
-    private static readonly string DeployDir = Path.Combine(AzuriteProcess.RepoRoot(), "deploy");
+    private static readonly string DeployDir = DeployManifests.DeployDir;
 
-    private static List<object> LoadAll()
-    {
-        var types = new Dictionary<string, Type> { ["keda.sh/v1alpha1/ScaledObject"] = typeof(ScaledObjectManifest) };
-        return [.. Directory.GetFiles(DeployDir, "*.yaml").Where(f => Path.GetFileName(f) != "kustomization.yaml")
-            .SelectMany(f => KubernetesYaml.LoadAllFromString(File.ReadAllText(f), types))];
-    }
+    private static List<object> LoadAll() => DeployManifests.LoadAll();
 
-    private static T One<T>(List<object> all, string name) where T : IKubernetesObject<V1ObjectMeta> =>
-        all.OfType<T>().Single(o => o.Metadata.Name == name);
+    private static T One<T>(List<object> all, string name) where T : IKubernetesObject<V1ObjectMeta> => DeployManifests.One<T>(all, name);
 
-    private static (ScaledObjectManifest So, TriggerSpec Trigger, ScalerMetadata Md) Scaled(List<object> all)
-    {
-        var so = all.OfType<ScaledObjectManifest>().Single();
-        var trigger = so.Spec.Triggers.Single();
-        return (so, trigger, ScalerMetadata.Parse(so.Metadata.Name, so.Metadata.NamespaceProperty, trigger.Metadata));
-    }
+    private static (ScaledObjectManifest So, TriggerSpec Trigger, ScalerMetadata Md) Scaled(List<object> all) => DeployManifests.Scaled(all);
 
     [Fact]
     public void Kustomization_ListsEveryManifest()
@@ -87,7 +75,7 @@ public sealed class DeployManifestTests
 
         Assert.Equal(md.TpSize, (int)c.Resources.Requests[md.GpuResourceName].ToDecimal());
         Assert.Equal(md.TpSize, (int)c.Resources.Limits[md.GpuResourceName].ToDecimal());
-        Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__Engine__TensorParallelSize").Value);
+        Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__TensorParallelSize").Value);
         Assert.Equal("cuda", c.Env.Single(e => e.Name == "Kiln__Device").Value); // the GPUs it asks for are the ones it runs on
         Assert.Equal("/api/ready", c.ReadinessProbe.HttpGet.Path);
         var mount = c.VolumeMounts.Single(m => m.Name == "models");
@@ -98,18 +86,16 @@ public sealed class DeployManifestTests
         Assert.Equal(md.PodNamespace, app.Metadata.NamespaceProperty);
         Assert.True(md.PodSelector.Matches(pod.Metadata.Labels));
         Assert.Contains(c.Ports, p => p.ContainerPort == md.PodStatsPort);
-        var svc = One<V1Service>(all, app.Metadata.Name);
-        Assert.All(svc.Spec.Selector, kv => Assert.Equal(kv.Value, pod.Metadata.Labels[kv.Key]));
+        Assert.Equal(md.QueueName, c.Env.Single(e => e.Name == "Kiln__JobQueue").Value); // KEDA watches the queue the app reads
     }
 
     [Fact]
     public void Scaler_DeploymentServiceAndRbac()
     {
         var all = LoadAll();
-        var (_, trigger, md) = Scaled(all);
+        var (_, trigger, _) = Scaled(all);
         var deployment = One<V1Deployment>(all, "kiln-scaler");
         var c = deployment.Spec.Template.Spec.Containers.Single();
-        Assert.Contains(c.Env, e => e.Name == md.ConnectionFromEnv && e.ValueFrom?.SecretKeyRef is not null);
 
         // scalerAddress names the scaler's Service and its gRPC port.
         var address = trigger.Metadata["scalerAddress"];
