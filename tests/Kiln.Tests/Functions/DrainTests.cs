@@ -38,7 +38,14 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
         var container = new BlobContainerClient(connection, _container);
 
         await using var app = await StartAsync(connection, drainSeconds: 60);
-        await WaitUntilAsync(async () => (await app.Http.GetAsync(new Uri("ready", UriKind.Relative), Ct)).StatusCode == HttpStatusCode.OK, "the model to load", app);
+        await WaitUntilAsync(
+            async () =>
+            {
+                using var ready = await app.Http.GetAsync(new Uri("ready", UriKind.Relative), Ct);
+                return ready.StatusCode == HttpStatusCode.OK;
+            },
+            "the model to load",
+            app);
 
         // The long stream first, so it holds one of the two sequence slots (HTTP runs before jobs anyway).
         using var streamRequest = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = JsonContent.Create(LongStream()) };
@@ -52,11 +59,17 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
         }
 
         // Every message received (none visible), one job started (its first token, with the stream's: two), some waiting.
+        string seen = "";
         await WaitUntilAsync(
-            async () => (await queue.PeekMessagesAsync(32, Ct)).Value.Length == 0
-                && await MetricAsync(app, "kiln_time_to_first_token_seconds_count") >= 2
-                && (await StatsAsync(app)).GetProperty("waitingRequests").GetInt32() >= 1,
-            "the jobs to be received, one started and some waiting",
+            async () =>
+            {
+                int visibleJobs = (await queue.PeekMessagesAsync(32, Ct)).Value.Length;
+                double firstTokens = await MetricAsync(app, "kiln_time_to_first_token_seconds_count");
+                int waiting = (await StatsAsync(app)).GetProperty("waitingRequests").GetInt32();
+                seen = $"last seen: {visibleJobs} visible, {firstTokens} first tokens, {waiting} waiting";
+                return visibleJobs == 0 && firstTokens >= 2 && waiting >= 1;
+            },
+            () => $"the jobs to be received, one started and some waiting ({seen})",
             app);
         Assert.False(streamRead.IsCompleted, "the stream must still be running when the pod is told to stop");
         int startedJobs = (int)await MetricAsync(app, "kiln_time_to_first_token_seconds_count") - 1; // all but the stream
@@ -194,12 +207,15 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
         return line is null ? 0 : double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, AppProcess app, TimeSpan? within = null)
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string what, AppProcess app, TimeSpan? within = null) =>
+        WaitUntilAsync(condition, () => what, app, within);
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, Func<string> what, AppProcess app, TimeSpan? within = null)
     {
         var until = DateTime.UtcNow + (within ?? Deadline);
         while (!await condition())
         {
-            Assert.True(DateTime.UtcNow < until, $"timed out waiting for {what}; the app printed:\n{app.Output}");
+            Assert.True(DateTime.UtcNow < until, $"timed out waiting for {what()}; the app printed:\n{app.Output}");
             await Task.Delay(20, Ct);
         }
     }
