@@ -9,6 +9,7 @@ using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
 namespace Kiln.Functions;
@@ -85,10 +86,18 @@ public static class KilnApp
         return app;
     }
 
-    /// <summary>Registers the engine host (loading in the background), the metrics and the handlers.</summary>
+    /// <summary>
+    /// Registers the engine host (loading in the background), the metrics, the handlers and the drain on stop, with
+    /// the host's shutdown timeout set from the drain timeout.
+    /// </summary>
     public static IServiceCollection AddKiln(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton(KilnSettings.FromConfiguration(configuration));
+        var settings = KilnSettings.FromConfiguration(configuration);
+        services.AddSingleton(settings);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<ShutdownDrain>();
+        services.AddHostedService<DrainService>();
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.DrainTimeout + KilnSettings.StopMargin);
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<KilnMetrics>();

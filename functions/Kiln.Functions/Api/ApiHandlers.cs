@@ -10,8 +10,10 @@ namespace Kiln.Functions.Api;
 /// <summary>
 /// The endpoints' code, shared by the Functions triggers (worker mode) and the standalone Kestrel routes: each takes
 /// the request's <see cref="HttpContext"/> and writes the whole answer, streamed or not. No trigger holds logic.
+/// While the pod drains (<see cref="ShutdownDrain"/>) inference calls are refused with 503 draining and the calls
+/// already in flight are counted until they end; the probes and stats keep answering.
 /// </summary>
-public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ILogger<ApiHandlers> logger)
+public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ILogger<ApiHandlers> logger)
 {
     /// <summary>The engine priority of interactive HTTP calls: the most urgent (queue jobs use higher numbers).</summary>
     public const int HttpPriority = 0;
@@ -36,14 +38,14 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
         w.WriteEndObject();
     });
 
-    /// <summary>Readiness: 200 once the model is loaded, 503 while it loads or after it failed.</summary>
+    /// <summary>Readiness: 200 once the model is loaded, 503 while it loads, after it failed or once draining.</summary>
     public Task ReadyAsync(HttpContext context)
     {
-        var state = model.State;
-        return WriteJsonAsync(context, state == ModelState.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, w =>
+        string state = StateName();
+        return WriteJsonAsync(context, state == "ready" ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, w =>
         {
             w.WriteStartObject();
-            w.WriteString("status", state switch { ModelState.Ready => "ready", ModelState.Loading => "loading", _ => "failed" });
+            w.WriteString("status", state);
             w.WriteString("model", model.ModelId);
             w.WriteString("device", model.Device);
             if (model.LoadError is { } error)
@@ -57,7 +59,8 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
 
     /// <summary>
     /// The engine's load as JSON, for the KEDA scaler (scaler/Kiln.Scaler/Sources/PodStatsSource.cs reads it):
-    /// an idle zero while the model loads, so a loading pod neither blocks scale-to-zero nor adds backlog.
+    /// an idle zero while the model loads, so a loading pod neither blocks scale-to-zero nor adds backlog. The state is
+    /// "draining" once the pod stops: the gateway then routes nothing more to it.
     /// </summary>
     public Task StatsAsync(HttpContext context)
     {
@@ -66,7 +69,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
         {
             w.WriteStartObject();
             w.WriteString("model", model.ModelId);
-            w.WriteString("state", model.State.ToString().ToLowerInvariant());
+            w.WriteString("state", StateName());
             w.WriteString("device", model.Device);
             w.WriteNumber("waitingRequests", stats?.WaitingRequests ?? 0);
             w.WriteNumber("runningSequences", stats?.RunningSequences ?? 0);
@@ -95,8 +98,17 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
         await metrics.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
     }
 
+    /// <summary>loading, ready or failed, and draining over all three once the pod stops.</summary>
+    private string StateName() => drain.IsDraining ? "draining" : model.State switch
+    {
+        ModelState.Ready => "ready",
+        ModelState.Loading => "loading",
+        _ => "failed",
+    };
+
     private async Task ChatAsync(HttpContext context, int priority)
     {
+        using var work = drain.TryEnter() ?? throw OpenAiException.Draining();
         var engine = RequireEngine();
         using var body = await ReadJsonAsync(context).ConfigureAwait(false);
         var request = OpenAiRequests.ParseChat(body.RootElement);
@@ -116,19 +128,22 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, IL
 
         // A template that writes BOS itself must not get a second one from the tokenizer.
         using var call = InferenceCall.Start(
-            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, context.RequestAborted);
+            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, context.RequestAborted,
+            context.Features.Get<IFirstTokenFeature>());
         await AnswerAsync(context, engine, call, header, request.Options, chat: true).ConfigureAwait(false);
     }
 
     private async Task CompletionAsync(HttpContext context, int priority)
     {
+        using var work = drain.TryEnter() ?? throw OpenAiException.Draining();
         var engine = RequireEngine();
         using var body = await ReadJsonAsync(context).ConfigureAwait(false);
         var request = OpenAiRequests.ParseCompletion(body.RootElement);
         RequireModel(request.Options.Model);
         var header = Header("cmpl", OpenAiResponses.CompletionObject);
         using var call = InferenceCall.Start(
-            engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, context.RequestAborted);
+            engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, context.RequestAborted,
+            context.Features.Get<IFirstTokenFeature>());
         await AnswerAsync(context, engine, call, header, request.Options, chat: false).ConfigureAwait(false);
     }
 

@@ -20,16 +20,18 @@ public sealed class InferenceCall : IDisposable
     private readonly KilnMetrics _metrics;
     private readonly int _n;
     private readonly long _submitted = Stopwatch.GetTimestamp();
+    private readonly IFirstTokenFeature? _firstToken;
     private int _prompt;
     private int _cached;
     private int _completion;
 
-    private InferenceCall(IReadOnlyList<IAsyncEnumerable<TokenEvent>> streams, CancellationTokenSource cts, KilnMetrics metrics, int n)
+    private InferenceCall(IReadOnlyList<IAsyncEnumerable<TokenEvent>> streams, CancellationTokenSource cts, KilnMetrics metrics, int n, IFirstTokenFeature? firstToken)
     {
         _streams = streams;
         _cts = cts;
         _metrics = metrics;
         _n = n;
+        _firstToken = firstToken;
     }
 
     /// <summary>How many choices the answer has: prompts times n.</summary>
@@ -39,12 +41,12 @@ public sealed class InferenceCall : IDisposable
     public Usage Usage => new(_prompt, _cached, _completion);
 
     /// <summary>
-    /// Submits every prompt at HTTP priority 0. <paramref name="promptParam"/> names the request field a prompt error
-    /// points at (messages or prompt).
+    /// Submits every prompt at <paramref name="priority"/>. <paramref name="promptParam"/> names the request field a
+    /// prompt error points at (messages or prompt); <paramref name="firstToken"/>, when given, hears of the first token.
     /// </summary>
     public static InferenceCall Start(
         InferenceEngine engine, IReadOnlyList<PromptInput> prompts, SamplingParams sampling, bool addSpecialTokens,
-        string requestId, string promptParam, KilnMetrics metrics, int priority, CancellationToken cancellationToken)
+        string requestId, string promptParam, KilnMetrics metrics, int priority, CancellationToken cancellationToken, IFirstTokenFeature? firstToken = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -80,7 +82,7 @@ public sealed class InferenceCall : IDisposable
             };
         }
 
-        return new InferenceCall(streams, cts, metrics, sampling.N);
+        return new InferenceCall(streams, cts, metrics, sampling.N, firstToken);
     }
 
     /// <summary>
@@ -120,6 +122,7 @@ public sealed class InferenceCall : IDisposable
                 long now = Stopwatch.GetTimestamp();
                 if (first)
                 {
+                    _firstToken?.OnFirstToken(); // before the metric: a test that sees the metric knows the job has started
                     _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(_submitted, now).TotalSeconds);
                     first = false;
                 }

@@ -17,7 +17,8 @@ public enum KilnDevice
 /// The app's settings, from configuration section <c>Kiln</c> (app setting or environment <c>Kiln__Model</c>,
 /// command line <c>--Kiln:Model</c>): the model path (a Hugging Face directory or a GGUF file; the demo model when
 /// unset), the device (<c>Kiln:Device</c>, cpu or cuda) and the engine options by their property names
-/// (<c>Kiln:MaxSequences</c>, <c>Kiln:KvCacheBytes</c>, ...).
+/// (<c>Kiln:MaxSequences</c>, <c>Kiln:KvCacheBytes</c>, ...), and how long a stopping pod drains
+/// (<c>Kiln:DrainTimeoutSeconds</c>).
 /// </summary>
 public sealed record KilnSettings
 {
@@ -29,11 +30,37 @@ public sealed record KilnSettings
     /// <summary>On a GPU the KV pool takes this share of the memory left after the weights, unless configured.</summary>
     public const double CudaKvCacheMemoryFraction = 0.9;
 
+    public const string ModelKey = "Model";
+    public const string DeviceKey = "Device";
+    public const string DrainTimeoutKey = "DrainTimeoutSeconds";
+
+    /// <summary>
+    /// Below Kubernetes' terminationGracePeriodSeconds (120 in deploy/functions.yaml) less <see cref="StopMargin"/>,
+    /// so a drained pod stops by itself before the kubelet kills it.
+    /// </summary>
+    public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(100);
+
+    /// <summary>The host's shutdown timeout is the drain plus this: the queue updates, Kestrel's stop and the engine's disposal.</summary>
+    public static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(10);
+
     public string? ModelPath { get; init; }
 
     public KilnDevice Device { get; init; } = KilnDevice.Cpu;
 
     public EngineOptions Engine { get; init; } = new();
+
+    /// <summary>How long a stopping pod lets its running calls and jobs finish before the engine stops.</summary>
+    public TimeSpan DrainTimeout { get; init; } = DefaultDrainTimeout;
+
+    /// <summary>
+    /// Every key this record reads under section <see cref="Section"/>: its own and <see cref="EngineOptions"/>'
+    /// property names (bound by name). Manifests are checked against it (with <c>JobOptions.Keys</c>).
+    /// </summary>
+    public static IReadOnlyList<string> Keys { get; } =
+    [
+        ModelKey, DeviceKey, DrainTimeoutKey,
+        .. typeof(EngineOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name),
+    ];
 
     /// <summary>The device as the app reports it: <c>cpu</c> or <c>cuda</c>.</summary>
     public string DeviceName => Device == KilnDevice.Cuda ? "cuda" : "cpu";
@@ -48,14 +75,27 @@ public sealed record KilnSettings
 
         // The binder sets init-only properties; unknown keys (Model, Device, Queue...) are ignored.
         var engine = section.Get<EngineOptions>() ?? new EngineOptions();
-        var device = ParseDevice(section["Device"]);
+        var device = ParseDevice(section[DeviceKey]);
         if (device == KilnDevice.Cuda && section[nameof(EngineOptions.KvCacheMemoryFraction)] is null)
         {
             // The CPU default (a quarter of RAM) suits a process that shares its host; a GPU is the server's own.
             engine = engine with { KvCacheMemoryFraction = CudaKvCacheMemoryFraction };
         }
 
-        return new KilnSettings { ModelPath = NullIfBlank(section["Model"]), Device = device, Engine = engine };
+        return new KilnSettings { ModelPath = NullIfBlank(section[ModelKey]), Device = device, Engine = engine, DrainTimeout = ParseDrainTimeout(section[DrainTimeoutKey]) };
+    }
+
+    /// <summary>Whole or fractional seconds, at least 0 (unset: <see cref="DefaultDrainTimeout"/>); anything else fails the start.</summary>
+    public static TimeSpan ParseDrainTimeout(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return DefaultDrainTimeout;
+        }
+
+        return double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= TimeSpan.FromDays(1).TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new InvalidOperationException($"setting {Section}:{DrainTimeoutKey} (environment {Section}__{DrainTimeoutKey}) is '{value}': it must be a number of seconds, 0 or more");
     }
 
     /// <summary>cpu (also when unset) or cuda, in any case; anything else fails the start, naming the setting.</summary>

@@ -17,6 +17,14 @@ public sealed record JobOptions
     public const string ConnectionSetting = "AzureWebJobsStorage";
     public const string HostOverridePrefix = "AzureFunctionsJobHost:extensions:queues:";
 
+    /// <summary>The queue's setting, <c>Kiln:JobQueue</c> (the queue trigger's %Kiln:JobQueue% too).</summary>
+    public const string QueueKey = "JobQueue";
+
+    public const string ContainerKey = "ResultContainer";
+
+    /// <summary>The keys read under section <c>Kiln</c>; manifests are checked against them (with <c>KilnSettings.Keys</c>).</summary>
+    public static IReadOnlyList<string> Keys { get; } = [QueueKey, ContainerKey];
+
     public string? ConnectionString { get; init; }
 
     public string QueueName { get; init; } = DefaultQueue;
@@ -42,8 +50,8 @@ public sealed record JobOptions
         var options = ReadHostJson(appDirectory) with
         {
             ConnectionString = Blank(configuration[ConnectionSetting]),
-            QueueName = Blank(configuration["Kiln:JobQueue"]) ?? DefaultQueue,
-            ResultContainer = Blank(configuration["Kiln:ResultContainer"]) ?? DefaultContainer,
+            QueueName = Blank(configuration[$"Kiln:{QueueKey}"]) ?? DefaultQueue,
+            ResultContainer = Blank(configuration[$"Kiln:{ContainerKey}"]) ?? DefaultContainer,
         };
         return options with
         {

@@ -7,6 +7,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Kiln.Functions.Api;
+using Kiln.Functions.OpenAi;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -65,7 +66,11 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
     /// Handles one delivery. Returns when the message can be deleted; throws <see cref="TransientJobException"/> when
     /// it should be retried, after recording the error in the result blob if this was the last allowed attempt.
     /// </summary>
-    public async Task<JobOutcome> RunAsync(string message, string messageId, long dequeueCount, CancellationToken cancellationToken)
+    public Task<JobOutcome> RunAsync(string message, string messageId, long dequeueCount, CancellationToken cancellationToken) =>
+        RunAsync(message, messageId, dequeueCount, null, cancellationToken);
+
+    /// <summary>As above; <paramref name="firstToken"/> hears when the job's first token is produced (it has started).</summary>
+    public async Task<JobOutcome> RunAsync(string message, string messageId, long dequeueCount, IFirstTokenFeature? firstToken, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
         var container = await ContainerAsync(cancellationToken).ConfigureAwait(false);
@@ -99,7 +104,7 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
 
             try
             {
-                var outcome = await RunOnceAsync(container, id!, request!, kind!, dequeueCount, cancellationToken).ConfigureAwait(false);
+                var outcome = await RunOnceAsync(container, id!, request!, kind!, dequeueCount, firstToken, cancellationToken).ConfigureAwait(false);
                 mine.SetResult(outcome);
                 return outcome;
             }
@@ -115,7 +120,8 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
         }
     }
 
-    private async Task<JobOutcome> RunOnceAsync(BlobContainerClient container, string id, JsonNode request, string kind, long dequeueCount, CancellationToken cancellationToken)
+    private async Task<JobOutcome> RunOnceAsync(
+        BlobContainerClient container, string id, JsonNode request, string kind, long dequeueCount, IFirstTokenFeature? firstToken, CancellationToken cancellationToken)
     {
         if (await container.GetBlobClient(BlobName(id)).ExistsAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -131,6 +137,11 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
         context.Request.Body = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(request));
         using var response = new MemoryStream();
         context.Response.Body = response;
+        if (firstToken is not null)
+        {
+            context.Features.Set(firstToken);
+        }
+
         await (kind == "chat" ? handlers.ChatCompletionsAsync(context, JobPriority) : handlers.CompletionsAsync(context, JobPriority)).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested(); // the handlers swallow a cancelled call: shutting down is no result
         var timings = new Timings(started, Stopwatch.GetElapsedTime(start));
@@ -149,6 +160,14 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
             w.WritePropertyName("error");
             error.WriteTo(w);
             w.WriteNumber("status", status);
+        }
+
+        if (status == StatusCodes.Status503ServiceUnavailable && error.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.String
+            && code.GetString() == OpenAiException.DrainingCode)
+        {
+            // This process is stopping: the job never ran, so it is no failure and leaves no result, last attempt or not.
+            LogNotRunDraining(logger, id);
+            throw new TransientJobException($"job {id} was not run: the server is draining");
         }
 
         // Overloaded (429), loading or failed model (503), a server fault (500): another attempt may succeed.
@@ -315,6 +334,9 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {Id} completed in {Milliseconds:F0} ms")]
     private static partial void LogCompleted(ILogger logger, string id, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {Id} not run: the server is draining")]
+    private static partial void LogNotRunDraining(ILogger logger, string id);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {Id} already has a result: duplicate delivery skipped")]
     private static partial void LogDuplicate(ILogger logger, string id);

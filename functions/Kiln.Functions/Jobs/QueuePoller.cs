@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
+using Kiln.Functions.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -11,8 +12,11 @@ namespace Kiln.Functions.Jobs;
 /// numbers from host.json. Receives up to batchSize messages under a renewed lease, deletes each on success, makes a
 /// failed one visible again after visibilityTimeout, and moves it to <c>&lt;queue&gt;-poison</c> once it has been
 /// dequeued maxDequeueCount times. An empty queue is polled with a back-off up to maxPollingInterval.
+/// When the pod drains (<see cref="ShutdownDrain"/>) it receives nothing more; a job it holds that has not started
+/// (<see cref="JobStart"/>) is cancelled and its message made visible again at once, a started one finishes and is
+/// deleted. Its loop is work the drain waits for, so those updates happen before the engine stops.
 /// </summary>
-public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> logger) : BackgroundService
+public sealed partial class QueuePoller(JobRunner runner, ShutdownDrain drain, ILogger<QueuePoller> logger) : BackgroundService
 {
     /// <summary>The host's lease on a message being processed, renewed at half-time so long generations keep it.</summary>
     private static readonly TimeSpan Lease = TimeSpan.FromMinutes(10);
@@ -20,32 +24,54 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var loop = drain.TryEnter();
+        if (loop is null)
+        {
+            return; // stopping before the first poll
+        }
+
+        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, drain.Draining);
+        try
+        {
+            await PollAsync(receiving.Token, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (receiving.IsCancellationRequested)
+        {
+            // Draining or stopped: the messages received so far were handled (or returned) before this.
+        }
+    }
+
+    /// <summary>Receives until <paramref name="receiving"/> ends; each batch is handled to its end under <paramref name="stoppingToken"/>.</summary>
+    private async Task PollAsync(CancellationToken receiving, CancellationToken stoppingToken)
+    {
         var options = runner.Options;
         var clientOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None }; // host.json: messageEncoding none
         var queue = new QueueClient(options.ConnectionString, options.QueueName, clientOptions);
         var poison = new QueueClient(options.ConnectionString, options.PoisonQueueName, clientOptions);
         var delay = MinPollingInterval;
-        while (!stoppingToken.IsCancellationRequested)
+        while (!receiving.IsCancellationRequested)
         {
             try
             {
-                await queue.CreateIfNotExistsAsync(cancellationToken: stoppingToken).ConfigureAwait(false);
-                await poison.CreateIfNotExistsAsync(cancellationToken: stoppingToken).ConfigureAwait(false);
+                await queue.CreateIfNotExistsAsync(cancellationToken: receiving).ConfigureAwait(false);
+                await poison.CreateIfNotExistsAsync(cancellationToken: receiving).ConfigureAwait(false);
                 LogPolling(logger, options.QueueName, options.MaxDequeueCount, options.VisibilityTimeout);
                 break;
             }
             catch (RequestFailedException e)
             {
                 LogStorageError(logger, e);
-                await Task.Delay(options.MaxPollingInterval, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(options.MaxPollingInterval, receiving).ConfigureAwait(false);
             }
         }
 
-        while (!stoppingToken.IsCancellationRequested)
+        while (!receiving.IsCancellationRequested)
         {
             QueueMessage[] batch;
             try
             {
+                // Not cut short by the drain: a receive cancelled in flight could still lease messages for the whole
+                // lease; one that completes hands them to HandleAsync, which returns them at once.
                 batch = (await queue.ReceiveMessagesAsync(Math.Clamp(options.BatchSize, 1, 32), Lease, stoppingToken).ConfigureAwait(false)).Value;
             }
             catch (RequestFailedException e)
@@ -56,7 +82,7 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
 
             if (batch.Length == 0)
             {
-                await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(delay, receiving).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, Math.Max(options.MaxPollingInterval.Ticks, MinPollingInterval.Ticks)));
                 continue;
             }
@@ -70,6 +96,10 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
     {
         var options = runner.Options;
         var receipt = new Receipt(message.PopReceipt);
+        using var start = new JobStart(stoppingToken);
+
+        // Runs at once for a message received as the drain began; disposed before start, so it never sees it disposed.
+        using var returning = drain.Draining.Register(() => start.TryReturn());
         try
         {
             if (message.DequeueCount > options.MaxDequeueCount)
@@ -82,14 +112,21 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
             using var renewing = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var renewal = RenewAsync(queue, message.MessageId, receipt, renewing.Token);
             bool succeeded;
+            bool returned = false;
             try
             {
-                await runner.RunAsync(message.Body.ToString(), message.MessageId, message.DequeueCount, stoppingToken).ConfigureAwait(false);
+                await runner.RunAsync(message.Body.ToString(), message.MessageId, message.DequeueCount, start, start.Token).ConfigureAwait(false);
                 succeeded = true;
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                LogFailed(logger, e, message.MessageId, message.DequeueCount);
+                // A job that failed while draining and never started (refused, cancelled) goes back as it came.
+                returned = drain.IsDraining && start.TryReturn();
+                if (!returned)
+                {
+                    LogFailed(logger, e, message.MessageId, message.DequeueCount);
+                }
+
                 succeeded = false;
             }
             finally
@@ -102,6 +139,12 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
             {
                 await queue.DeleteMessageAsync(message.MessageId, receipt.Value, stoppingToken).ConfigureAwait(false);
             }
+            else if (returned)
+            {
+                // Visible again now, not at the end of its lease: another replica can take it at once.
+                await queue.UpdateMessageAsync(message.MessageId, receipt.Value, visibilityTimeout: TimeSpan.Zero, cancellationToken: stoppingToken).ConfigureAwait(false);
+                LogReturned(logger, message.MessageId);
+            }
             else if (message.DequeueCount >= options.MaxDequeueCount)
             {
                 await MoveToPoisonAsync(queue, poison, message, receipt, stoppingToken).ConfigureAwait(false);
@@ -113,7 +156,7 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            // Shutting down: the lease runs out and another instance (or the next start) gets the message.
+            // Stopped past the drain: the lease runs out and another instance (or the next start) gets the message.
         }
         catch (RequestFailedException e)
         {
@@ -164,6 +207,9 @@ public sealed partial class QueuePoller(JobRunner runner, ILogger<QueuePoller> l
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} failed on delivery {DequeueCount}")]
     private static partial void LogFailed(ILogger logger, Exception exception, string messageId, long dequeueCount);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Message {MessageId} returned to the queue unstarted: draining")]
+    private static partial void LogReturned(ILogger logger, string messageId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} moved to {Poison} after {DequeueCount} deliveries")]
     private static partial void LogPoisoned(ILogger logger, string messageId, long dequeueCount, string poison);

@@ -9,6 +9,14 @@ namespace Kiln.Functions.OpenAi;
 /// </summary>
 public sealed class OpenAiException : Exception
 {
+    /// <summary>The code of the 503 a draining (stopping) server answers new calls with.</summary>
+    public const string DrainingCode = "draining";
+
+    /// <summary>
+    /// A draining pod's Retry-After: the gateway stops routing to it as soon as its stats say draining, so a retry a
+    /// second later reaches another replica.
+    /// </summary>
+    public const int DrainingRetryAfterSeconds = 1;
     public OpenAiException()
         : this(500, "internal error", "server_error", null, null)
     {
@@ -46,6 +54,9 @@ public sealed class OpenAiException : Exception
     /// <summary>A machine-readable code such as model_not_found or context_length_exceeded, or null.</summary>
     public string? Code { get; }
 
+    /// <summary>Seconds for the Retry-After header, or null for none.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public static OpenAiException BadRequest(string message, string? param = null, string? code = null) =>
         new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
 
@@ -60,6 +71,13 @@ public sealed class OpenAiException : Exception
 
     public static OpenAiException Unavailable(string message) =>
         new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, "model_unavailable");
+
+    /// <summary>The server is stopping (scale-down): the call was not started and can be retried elsewhere.</summary>
+    public static OpenAiException Draining() =>
+        new(StatusCodes.Status503ServiceUnavailable, "This server is shutting down and takes no new requests; retry shortly.", "server_error", null, DrainingCode)
+        {
+            RetryAfterSeconds = DrainingRetryAfterSeconds,
+        };
 
     /// <summary>The error body as OpenAI writes it.</summary>
     public void WriteBody(Utf8JsonWriter writer)
@@ -86,6 +104,11 @@ public sealed class OpenAiException : Exception
 
         response.StatusCode = StatusCode;
         response.ContentType = "application/json";
+        if (RetryAfterSeconds is int seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         await using (var writer = new Utf8JsonWriter(response.BodyWriter, OpenAiJson.WriterOptions))
         {
             WriteBody(writer);

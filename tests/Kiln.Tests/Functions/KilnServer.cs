@@ -35,6 +35,8 @@ public sealed class KilnServer : IAsyncDisposable
 
     public ModelHost Model => _app.Services.GetRequiredService<ModelHost>();
 
+    public IServiceProvider Services => _app.Services;
+
     public static async Task<KilnServer> StartAsync(string? modelPath, IEnumerable<string>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var args = new List<string>

@@ -5,69 +5,16 @@ using Kiln.Scaler.Scaling;
 
 namespace Kiln.Tests.Scaler;
 
-/// <summary>KEDA's ScaledObject (a CRD): only the fields the deployment tests read.</summary>
-public sealed class ScaledObjectManifest : IKubernetesObject<V1ObjectMeta>
-{
-    public string ApiVersion { get; set; } = "";
-    public string Kind { get; set; } = "";
-    public V1ObjectMeta Metadata { get; set; } = new();
-    public ScaledObjectSpec Spec { get; set; } = new();
-}
-
-public sealed class ScaledObjectSpec
-{
-    public ScaleTarget ScaleTargetRef { get; set; } = new();
-    public int? MinReplicaCount { get; set; }
-    public int? MaxReplicaCount { get; set; }
-    public int? PollingInterval { get; set; }
-    public int? CooldownPeriod { get; set; }
-    public FallbackSpec? Fallback { get; set; }
-    public Dictionary<string, object>? Advanced { get; set; }
-    public List<TriggerSpec> Triggers { get; set; } = [];
-}
-
-public sealed class ScaleTarget
-{
-    public string Name { get; set; } = "";
-}
-
-public sealed class FallbackSpec
-{
-    public int FailureThreshold { get; set; }
-    public int Replicas { get; set; }
-    public string? Behavior { get; set; }
-}
-
-public sealed class TriggerSpec
-{
-    public string Type { get; set; } = "";
-    public Dictionary<string, string> Metadata { get; set; } = [];
-}
-
 /// <summary>The kustomize manifests in deploy/, read with KubernetesClient's YAML reader and checked against each other.</summary>
 public sealed class DeployManifestTests
 {
-    private static readonly string DeployDir = Path.Combine(AzuriteProcess.RepoRoot(), "deploy");
+    private static readonly string DeployDir = DeployManifests.DeployDir;
 
-    private static List<object> LoadAll()
-    {
-        var types = new Dictionary<string, Type> { ["keda.sh/v1alpha1/ScaledObject"] = typeof(ScaledObjectManifest) };
-        return [.. Directory.GetFiles(DeployDir, "*.yaml").Where(f => Path.GetFileName(f) != "kustomization.yaml")
-            .SelectMany(f => KubernetesYaml.LoadAllFromString(File.ReadAllText(f), types))];
-    }
+    private static List<object> LoadAll() => DeployManifests.LoadAll();
 
-    private static T One<T>(List<object> all, string name) where T : IKubernetesObject<V1ObjectMeta> =>
-        all.OfType<T>().Single(o => o.Metadata.Name == name);
+    private static T One<T>(List<object> all, string name) where T : IKubernetesObject<V1ObjectMeta> => DeployManifests.One<T>(all, name);
 
-    private static (ScaledObjectManifest So, TriggerSpec Trigger, ScalerMetadata Md) Scaled(List<object> all)
-    {
-        var so = all.OfType<ScaledObjectManifest>().Single();
-        var trigger = so.Spec.Triggers.Single();
-
-        // KEDA sends a FromEnv key's value, resolved from the target's environment; a Secret's value is not in the manifests.
-        var sent = trigger.Metadata.ToDictionary(kv => kv.Key, kv => kv.Key.EndsWith("FromEnv", StringComparison.Ordinal) ? "UseDevelopmentStorage=true" : kv.Value);
-        return (so, trigger, ScalerMetadata.Parse(so.Metadata.Name, so.Metadata.NamespaceProperty, sent));
-    }
+    private static (ScaledObjectManifest So, TriggerSpec Trigger, ScalerMetadata Md) Scaled(List<object> all) => DeployManifests.Scaled(all);
 
     [Fact]
     public void Kustomization_ListsEveryManifest()
@@ -90,7 +37,7 @@ public sealed class DeployManifestTests
 
         Assert.Equal(md.TpSize, (int)c.Resources.Requests[md.GpuResourceName].ToDecimal());
         Assert.Equal(md.TpSize, (int)c.Resources.Limits[md.GpuResourceName].ToDecimal());
-        Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__Engine__TensorParallelSize").Value);
+        Assert.Equal($"{md.TpSize}", c.Env.Single(e => e.Name == "Kiln__TensorParallelSize").Value);
         Assert.Equal("cuda", c.Env.Single(e => e.Name == "Kiln__Device").Value); // the GPUs it asks for are the ones it runs on
         Assert.Equal("/api/ready", c.ReadinessProbe.HttpGet.Path);
         var mount = c.VolumeMounts.Single(m => m.Name == "models");
@@ -101,18 +48,16 @@ public sealed class DeployManifestTests
         Assert.Equal(md.PodNamespace, app.Metadata.NamespaceProperty);
         Assert.True(md.PodSelector.Matches(pod.Metadata.Labels));
         Assert.Contains(c.Ports, p => p.ContainerPort == md.PodStatsPort);
-        var svc = One<V1Service>(all, app.Metadata.Name);
-        Assert.All(svc.Spec.Selector, kv => Assert.Equal(kv.Value, pod.Metadata.Labels[kv.Key]));
+        Assert.Equal(md.QueueName, c.Env.Single(e => e.Name == "Kiln__JobQueue").Value); // KEDA watches the queue the app reads
     }
 
     [Fact]
     public void Scaler_DeploymentServiceAndRbac()
     {
         var all = LoadAll();
-        var (_, trigger, md) = Scaled(all);
+        var (_, trigger, _) = Scaled(all);
         var deployment = One<V1Deployment>(all, "kiln-scaler");
         var c = deployment.Spec.Template.Spec.Containers.Single();
-        Assert.Contains(c.Env, e => e.Name == trigger.Metadata["connectionFromEnv"] && e.ValueFrom?.SecretKeyRef is not null);
 
         // scalerAddress names the scaler's Service and its gRPC port.
         var address = trigger.Metadata["scalerAddress"];
