@@ -30,6 +30,9 @@ public sealed class AppPod
     public string? Node { get; set; }
 
     public bool Ready { get; set; }
+
+    /// <summary>Whether the scheduler has already reported it unschedulable (once per pod, as an event).</summary>
+    public bool SeenPending { get; set; }
     public DateTimeOffset? DeletionTimestamp { get; set; }
 
     /// <summary>Set once the process has exited (or was never started and the pod was deleted).</summary>

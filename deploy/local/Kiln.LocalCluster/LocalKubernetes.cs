@@ -216,6 +216,11 @@ public sealed partial class LocalKubernetes : IAsyncDisposable
                         pod.Node = node.Name;
                         toStart.Add(pod);
                     }
+                    else if (!pod.SeenPending)
+                    {
+                        pod.SeenPending = true;
+                        _events.Add("pod-pending", $"{pod.Name}: no node has {pod.Gpus} {_deployment.GpuResource} free");
+                    }
                 }
 
                 toProbe.AddRange(_pods.Where(p => !p.Gone && p.Process is not null));

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Kiln.Gateway;
 using Kiln.Scaler;
 using Kiln.Scaler.Service;
 
@@ -28,9 +29,10 @@ public sealed record LoopbackClusterOptions
 }
 
 /// <summary>
-/// The whole scale-to-zero loop on loopback: Azurite (queues, blobs), the scaler (in-process, its real gRPC and HTTP
-/// endpoints), a stand-in Kubernetes API whose pods are real app processes, and a stand-in KEDA with its HPA driving
-/// the scaler over gRPC with the repository's own ScaledObject (deploy/scaledobject.yaml) as KEDA would read it.
+/// The whole scale-to-zero loop on loopback: Azurite (queues, blobs), the scaler and the gateway (in-process, on their
+/// real gRPC and HTTP endpoints), a stand-in Kubernetes API whose pods are real app processes, and a stand-in KEDA
+/// with its HPA driving the scaler over gRPC with the repository's own ScaledObject (deploy/scaledobject.yaml) as
+/// KEDA would read it. Clients call the gateway, as the cluster's Service sends them to it.
 /// </summary>
 public sealed class LoopbackCluster : IAsyncDisposable
 {
@@ -52,6 +54,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public LocalKubernetes Kubernetes { get; private set; } = null!;
     public LocalKeda Keda { get; private set; } = null!;
     public LocalDeployment App { get; private set; } = null!;
+    public RunningGateway Gateway { get; private set; } = null!;
 
     /// <summary>The app's queue of jobs (as the manifest's ScaledObject names it).</summary>
     public string JobQueue { get; private set; } = "";
@@ -100,6 +103,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
                 ["Kiln__JobQueue"] = JobQueue,
                 ["Kiln__KvCacheBytes"] = "33554432",
                 ["Kiln__Threads"] = "1",
+                ["Kiln__DrainTimeoutSeconds"] = $"{Math.Max(1, (int)Options.TerminationGracePeriod.TotalSeconds - 10)}",
                 ["DOTNET_gcServer"] = "0",
             },
             Command = (ip, p) => [appDll, $"--urls=http://{ip}:{p}", .. Options.AppSettings.Select(s => "--" + s)],
@@ -120,6 +124,21 @@ public sealed class LoopbackCluster : IAsyncDisposable
             OutboundTimeoutMs = 5000,
         }, cancellationToken: ct);
         _parts.Add(Scaler);
+
+        Gateway = await GatewayHost.StartAsync(new GatewayOptions
+        {
+            KubernetesBaseUrl = Kubernetes.BaseUrl.ToString(),
+            Namespace = Namespace,
+            PodSelector = $"app={AppName}",
+            PodPort = port,
+            ScalerUrl = Scaler.MetricsAddress.ToString(),
+            ScaledObjectName = so.Metadata.Name,
+            DiscoveryIntervalMs = 250,
+            StatsIntervalMs = 250,
+            ReportIntervalMs = 500,
+            MaxHoldSeconds = 180,
+        }, cancellationToken: ct);
+        _parts.Add(Gateway);
 
         // The manifest's trigger, pointed at this machine: the pods' port, this run's TP size and target.
         trigger.Metadata["podStatsPort"] = $"{port}";

@@ -1,14 +1,14 @@
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
-using Azure.Storage.Queues;
 using Kiln.LocalCluster;
+using OpenAI.Chat;
 
 namespace Kiln.Tests.Cluster;
 
 /// <summary>
-/// The whole loop on loopback (deploy/local): Azurite, the scaler, stand-ins for KEDA with its HPA and for the
-/// Kubernetes API whose pods are real app processes on the demo model. Slow by nature (pods start as processes):
-/// each test is one scenario of the issue's, end to end.
+/// The whole loop on loopback (deploy/local): Azurite, the scaler, the gateway, stand-ins for KEDA with its HPA and
+/// for the Kubernetes API whose pods are real app processes on the demo model, driven with the repository's own
+/// ScaledObject. Slow by nature (pods start as processes): each test is one of the scenarios, end to end.
 /// </summary>
 public sealed class ScaleToZeroLoopTests
 {
@@ -18,7 +18,7 @@ public sealed class ScaleToZeroLoopTests
     {
         try
         {
-            return await LocalCluster.LoopbackCluster.StartAsync(options, Ct);
+            return await LoopbackCluster.StartAsync(options, Ct);
         }
         catch (AzuriteUnavailableException e)
         {
@@ -27,97 +27,95 @@ public sealed class ScaleToZeroLoopTests
         }
     }
 
+    private static void Log(LoopbackCluster cluster, string figures) =>
+        TestContext.Current.TestOutputHelper?.WriteLine($"{figures}\n{cluster.Events}");
+
+    [Fact]
+    public async Task HttpCallAtZero_IsHeldWakesAPodAndIsStreamed_ThenBackToZeroAfterTheCooldown_NeedsAzurite()
+    {
+        // KEDA polls every 5 s here: a scale from zero well inside that can only come from the pushed StreamIsActive.
+        var timing = new KedaTiming { PollingInterval = TimeSpan.FromSeconds(5), CooldownPeriod = TimeSpan.FromSeconds(6) };
+        await using var cluster = await StartAsync(new LoopbackClusterOptions { Nodes = [new("gpu-a", 2)], TpSize = 2, Timing = timing });
+        Assert.Equal(0, cluster.Kubernetes.Replicas);
+
+        var wake = await Scenarios.ChatFromZeroAsync(cluster, Ct);
+        Log(cluster, wake.ToString());
+        Assert.Equal(ChatFinishReason.Length, wake.FinishReason);
+        Assert.NotEmpty(wake.Text);
+        Assert.Equal("KEDA: activated by StreamIsActive", wake.ActivatedBy);
+        Assert.True(wake.KedaReaction < TimeSpan.FromSeconds(2.5), wake.ToString());
+
+        // Idle: KEDA returns it to zero once the cooldown has passed since the last active report, not before.
+        var answered = DateTimeOffset.UtcNow;
+        await LoadScenarios.IdleToZeroAsync(cluster, TimeSpan.FromMinutes(1), Ct);
+        var toZero = cluster.Events.All.Last(e => e.Kind == "scale");
+        Assert.StartsWith("1 -> 0 (KEDA: inactive for the 6 s cooldown)", toZero.Detail, StringComparison.Ordinal);
+        Assert.True(toZero.At - answered >= timing.CooldownPeriod - TimeSpan.FromSeconds(1), $"{toZero.At - answered}\n{cluster.Events}");
+        Assert.All(cluster.Events.All.Where(e => e.Kind == "pod-gone"), e => Assert.EndsWith("exit 0", e.Detail, StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task QueueBurst_ScalesOutToTheFreeTpGroupsOnly_EveryJobOneResult_ThenBackToZero_NeedsAzurite()
     {
         // 4 + 2 GPUs at TP 2: three groups. The burst wants far more replicas than that.
-        var options = new LoopbackClusterOptions
+        await using var cluster = await StartAsync(new LoopbackClusterOptions
         {
             Nodes = [new("gpu-a", 4), new("gpu-b", 2)],
             TpSize = 2,
             TargetBacklogPerReplica = 256,
             AppSettings = ["Kiln:MaxSequences=4"],
-        };
-        await using var cluster = await StartAsync(options);
-        var maxReplicas = 0;
-        cluster.Events.Added += _ => maxReplicas = Math.Max(maxReplicas, cluster.Kubernetes.Replicas);
-
-        var queue = new QueueClient(cluster.Storage.ConnectionString, cluster.JobQueue, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
-        await queue.CreateIfNotExistsAsync(cancellationToken: Ct);
-        const int Jobs = 30;
-        for (var i = 0; i < Jobs; i++)
-        {
-            var job = new JsonObject
-            {
-                ["id"] = $"job-{i}",
-                ["request"] = new JsonObject
-                {
-                    ["model"] = "kiln-demo",
-                    ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = $"Tell me about the number {i}." }),
-                    ["max_tokens"] = 64,
-                    ["temperature"] = 0,
-                },
-            };
-            await queue.SendMessageAsync(job.ToJsonString(), Ct);
-        }
-
-        var results = new BlobContainerClient(cluster.Storage.ConnectionString, "kiln-results");
-        await WaitUntilAsync(async () => (await CountAsync(results)) >= Jobs, TimeSpan.FromMinutes(6), cluster);
+        });
+        var burst = await LoadScenarios.QueueBurstAsync(cluster, jobs: 30, maxTokens: 64, TimeSpan.FromMinutes(6), Ct);
+        Log(cluster, burst.ToString());
 
         // Scaled out, but never past the free TP groups: no pod was ever left Pending for want of GPUs.
-        Assert.Equal(3, cluster.Kubernetes.MaxRunningPods);
-        Assert.True(maxReplicas <= 3, $"replicas reached {maxReplicas}\n{cluster.Events}");
+        Assert.Equal(3, burst.MaxRunningPods);
+        Assert.True(burst.MaxReplicas <= 3, $"replicas reached {burst.MaxReplicas}\n{cluster.Events}");
+        Assert.DoesNotContain(cluster.Events.All, e => e.Kind == "pod-pending");
 
-        // Every job has exactly one result, and a response in it.
-        var names = new List<string>();
-        await foreach (var blob in results.GetBlobsAsync(cancellationToken: Ct))
+        // Every job has exactly one result, with a response in it, and nothing was poisoned.
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"burst-{i}").Order(StringComparer.Ordinal), burst.ResultsPerJob.Keys.Order(StringComparer.Ordinal));
+        var results = new BlobContainerClient(cluster.Storage.ConnectionString, LoadScenarios.ResultContainer);
+        foreach (var id in burst.ResultsPerJob.Keys)
         {
-            names.Add(blob.Name);
-        }
-
-        Assert.Equal(Enumerable.Range(0, Jobs).Select(i => $"job-{i}.json").Order(StringComparer.Ordinal), names.Order(StringComparer.Ordinal));
-        foreach (var name in names)
-        {
-            var body = JsonNode.Parse((await results.GetBlobClient(name).DownloadContentAsync(Ct)).Value.Content.ToString())!;
+            var body = JsonNode.Parse((await results.GetBlobClient($"{id}.json").DownloadContentAsync(Ct)).Value.Content.ToString())!;
             Assert.NotNull(body["response"]);
         }
 
-        var poison = new QueueClient(cluster.Storage.ConnectionString, cluster.JobQueue + "-poison");
-        Assert.False(await poison.ExistsAsync(Ct) && (await poison.GetPropertiesAsync(Ct)).Value.ApproximateMessagesCount > 0);
-
-        // Idle: back to zero after the cooldown, every pod gone.
-        var idleSince = DateTimeOffset.UtcNow;
-        await WaitUntilAsync(() => Task.FromResult(cluster.Kubernetes.Replicas == 0 && cluster.Kubernetes.Pods.Count == 0), TimeSpan.FromMinutes(2), cluster);
-        TestContext.Current.TestOutputHelper?.WriteLine(cluster.Events.ToString());
-        var toZero = cluster.Events.All.Last(e => e.Kind == "scale" && e.Detail.StartsWith("1 -> 0", StringComparison.Ordinal) || e.Detail.Contains("-> 0 (KEDA", StringComparison.Ordinal));
-        Assert.Contains("cooldown", toZero.Detail, StringComparison.Ordinal);
-        Assert.True(toZero.At - idleSince >= TimeSpan.Zero);
+        Assert.Equal(0, burst.PoisonMessages);
+        await LoadScenarios.IdleToZeroAsync(cluster, TimeSpan.FromMinutes(2), Ct);
     }
 
-    private static async Task<int> CountAsync(BlobContainerClient container)
+    [Fact]
+    public async Task PodStoppedMidLoad_EveryCallAnsweredOrRefusedClearly_EveryJobOnce_NeedsAzurite()
     {
-        if (!await container.ExistsAsync(Ct))
+        await using var cluster = await StartAsync(new LoopbackClusterOptions
         {
-            return 0;
-        }
+            Nodes = [new("gpu-a", 2), new("gpu-b", 2)],
+            TpSize = 2,
+            TargetBacklogPerReplica = 128,
+            AppSettings = ["Kiln:MaxSequences=4"],
+        });
 
-        var n = 0;
-        await foreach (var _ in container.GetBlobsAsync(cancellationToken: Ct))
+        // Jobs keep both groups busy; once two pods are ready, HTTP calls stream through the gateway and one pod goes.
+        await LoadScenarios.EnqueueAsync(cluster, "load", jobs: 16, maxTokens: 96, Ct);
+        await LoadScenarios.WaitUntilAsync(() => Task.FromResult(cluster.Kubernetes.ReadyReplicas == 2), TimeSpan.FromMinutes(3), cluster, Ct);
+        var stop = await LoadScenarios.StopPodMidLoadAsync(cluster, calls: 8, Ct);
+        Log(cluster, stop.ToString());
+
+        Assert.Empty(stop.Failed);
+        Assert.Equal(stop.Calls, stop.Completed + stop.Refused.Count);
+        Assert.All(stop.Refused, r => Assert.Contains("503", r, StringComparison.Ordinal));
+        Assert.Equal(0, stop.StoppedPodExitCode); // it drained within its grace period, not killed
+
+        // Every job ends with exactly one result (the stopped pod's unstarted jobs went back to the queue).
+        var results = new BlobContainerClient(cluster.Storage.ConnectionString, LoadScenarios.ResultContainer);
+        await LoadScenarios.WaitUntilAsync(async () => (await LoadScenarios.ResultsAsync(results, Ct)).Count >= 16, TimeSpan.FromMinutes(4), cluster, Ct);
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => $"load-{i}").Order(StringComparer.Ordinal), (await LoadScenarios.ResultsAsync(results, Ct)).Keys.Order(StringComparer.Ordinal));
+        foreach (var id in Enumerable.Range(0, 16).Select(i => $"load-{i}"))
         {
-            n++;
-        }
-
-        return n;
-    }
-
-    /// <summary>Polls a condition (the loop's state lives in other processes) until it holds or the bound passes.</summary>
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan bound, LoopbackCluster cluster)
-    {
-        var deadline = DateTimeOffset.UtcNow + bound;
-        while (!await condition())
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, $"not within {bound}:\n{cluster.Events}");
-            await Task.Delay(200, Ct);
+            var body = JsonNode.Parse((await results.GetBlobClient($"{id}.json").DownloadContentAsync(Ct)).Value.Content.ToString())!;
+            Assert.NotNull(body["response"]);
         }
     }
 }
