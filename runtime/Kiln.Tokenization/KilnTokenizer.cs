@@ -24,7 +24,20 @@ public abstract class KilnTokenizer
         _literals = literals;
         _layout = layout;
         StripsLeadingSpace = stripsLeadingSpace;
+        int longest = vocabulary.MaxTokenBytes;
+        for (int id = 0; id < vocabulary.Count; id++)
+        {
+            longest = Math.Max(longest, vocabulary.Text(id)?.Length ?? 0);
+        }
+
+        MaxTokenLength = longest;
     }
+
+    /// <summary>
+    /// Most characters of text one token stands for (the longest token's bytes or vocabulary text): a text of n
+    /// characters has at least about n / this many tokens, which bounds a prompt's length before it is encoded.
+    /// </summary>
+    public int MaxTokenLength { get; }
 
     public int VocabSize => _vocabulary.Count;
 

@@ -3,6 +3,7 @@ using Kiln.Functions.Hosting;
 using Kiln.Functions.OpenAi;
 using Kiln.Runtime.Engine;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Kiln.Functions.Api;
@@ -15,6 +16,8 @@ namespace Kiln.Functions.Api;
 /// </summary>
 public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ILogger<ApiHandlers> logger)
 {
+    private readonly long _maxBodyBytes = model.Settings.MaxRequestBodyBytes;
+
     /// <summary>The engine priority of interactive HTTP calls: the most urgent (queue jobs use higher numbers).</summary>
     public const int HttpPriority = 0;
 
@@ -128,7 +131,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
 
         // A template that writes BOS itself must not get a second one from the tokenizer.
         using var call = InferenceCall.Start(
-            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, context.RequestAborted,
+            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, CallerOf(context), context.RequestAborted,
             context.Features.Get<IFirstTokenFeature>());
         await AnswerAsync(context, engine, call, header, request.Options, chat: true).ConfigureAwait(false);
     }
@@ -142,7 +145,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         RequireModel(request.Options.Model);
         var header = Header("cmpl", OpenAiResponses.CompletionObject);
         using var call = InferenceCall.Start(
-            engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, context.RequestAborted,
+            engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, CallerOf(context), context.RequestAborted,
             context.Features.Get<IFirstTokenFeature>());
         await AnswerAsync(context, engine, call, header, request.Options, chat: false).ConfigureAwait(false);
     }
@@ -241,7 +244,15 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         }
         catch (OpenAiException e)
         {
+            LogRefused(logger, endpoint, e.StatusCode, e.Code, e.Message);
             await e.WriteAsync(context.Response).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            // Kestrel's own refusals of a body (too large, cut short, too slow): the client's fault, one line, no trace.
+            var error = BodyError(e);
+            LogRefused(logger, endpoint, error.StatusCode, error.Code, e.Message);
+            await error.WriteAsync(context.Response).ConfigureAwait(false);
         }
         catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -283,8 +294,28 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         }
     }
 
-    private static async Task<JsonDocument> ReadJsonAsync(HttpContext context)
+    /// <summary>
+    /// Who asks, for the engine's fair shares and per-caller bound: the API key's id once keys are checked, else the
+    /// client's address (queue jobs, which have none, are one caller).
+    /// </summary>
+    private static string CallerOf(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
+
+    private static OpenAiException BodyError(BadHttpRequestException e) => e.StatusCode switch
     {
+        StatusCodes.Status413PayloadTooLarge => new(StatusCodes.Status413PayloadTooLarge, "The request body is too large.", "invalid_request_error", null, "request_too_large"),
+        StatusCodes.Status408RequestTimeout => new(StatusCodes.Status408RequestTimeout, "The request body arrived too slowly.", "invalid_request_error", null, "request_timeout"),
+        _ => OpenAiException.BadRequest($"The request body could not be read: {e.Message}", null, "invalid_body"),
+    };
+
+    private async Task<JsonDocument> ReadJsonAsync(HttpContext context)
+    {
+        // Bounded before anything is parsed or tokenized (Kestrel answers a larger Content-Length or body with 413).
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = _maxBodyBytes;
+        }
+
         try
         {
             return await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
@@ -310,6 +341,9 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
 
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Refused a {Endpoint} request: {Status} {Code}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string endpoint, int status, string? code, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The {Endpoint} request failed")]
     private static partial void LogFailure(ILogger logger, Exception exception, string endpoint);

@@ -15,6 +15,8 @@ namespace Kiln.Functions.Api;
 /// </summary>
 public sealed class InferenceCall : IDisposable
 {
+    private const int MergeBuffer = 64;
+
     private readonly IReadOnlyList<IAsyncEnumerable<TokenEvent>> _streams;
     private readonly CancellationTokenSource _cts;
     private readonly KilnMetrics _metrics;
@@ -41,38 +43,39 @@ public sealed class InferenceCall : IDisposable
     public Usage Usage => new(_prompt, _cached, _completion);
 
     /// <summary>
-    /// Submits every prompt at <paramref name="priority"/>. <paramref name="promptParam"/> names the request field a
-    /// prompt error points at (messages or prompt); <paramref name="firstToken"/>, when given, hears of the first token.
+    /// Submits every prompt at <paramref name="priority"/>, all together: admitted whole or refused whole.
+    /// <paramref name="promptParam"/> names the request field a prompt error points at (messages or prompt);
+    /// <paramref name="caller"/> is who asks (fair shares and per-caller bounds); <paramref name="firstToken"/>, when
+    /// given, hears of the first token.
     /// </summary>
     public static InferenceCall Start(
         InferenceEngine engine, IReadOnlyList<PromptInput> prompts, SamplingParams sampling, bool addSpecialTokens,
-        string requestId, string promptParam, KilnMetrics metrics, int priority, CancellationToken cancellationToken, IFirstTokenFeature? firstToken = null)
+        string requestId, string promptParam, KilnMetrics metrics, int priority, string? caller, CancellationToken cancellationToken, IFirstTokenFeature? firstToken = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(prompts);
+        var requests = new GenerationRequest[prompts.Count];
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            requests[i] = new GenerationRequest
+            {
+                Prompt = prompts[i].Text,
+                PromptTokenIds = prompts[i].TokenIds,
+                AddSpecialTokens = addSpecialTokens,
+                Sampling = sampling,
+                Priority = priority,
+                Caller = caller,
+                RequestId = prompts.Count == 1 ? requestId : $"{requestId}-{i}",
+            };
+        }
+
         var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var streams = new List<IAsyncEnumerable<TokenEvent>>(prompts.Count);
         try
         {
-            for (int i = 0; i < prompts.Count; i++)
-            {
-                streams.Add(engine.Submit(
-                    new GenerationRequest
-                    {
-                        Prompt = prompts[i].Text,
-                        PromptTokenIds = prompts[i].TokenIds,
-                        AddSpecialTokens = addSpecialTokens,
-                        Sampling = sampling,
-                        Priority = priority,
-                        RequestId = prompts.Count == 1 ? requestId : $"{requestId}-{i}",
-                    },
-                    cts.Token));
-            }
+            return new InferenceCall(engine.SubmitAll(requests, cts.Token), cts, metrics, sampling.N, firstToken);
         }
         catch (Exception e) when (e is EngineOverloadedException or ArgumentException or (InvalidOperationException and not ObjectDisposedException))
         {
-            // Whatever was already submitted must not run for nobody.
-            cts.Cancel();
             cts.Dispose();
             throw e switch
             {
@@ -81,8 +84,6 @@ public sealed class InferenceCall : IDisposable
                 _ => OpenAiException.BadRequest(e.Message, promptParam), // a text prompt for a model without a tokenizer
             };
         }
-
-        return new InferenceCall(streams, cts, metrics, sampling.N, firstToken);
     }
 
     /// <summary>
@@ -159,8 +160,9 @@ public sealed class InferenceCall : IDisposable
             yield break;
         }
 
-        // Several prompts run side by side in the engine; a channel interleaves their events as they come.
-        var channel = Channel.CreateUnbounded<(int, TokenEvent)>(new UnboundedChannelOptions { SingleReader = true });
+        // Several prompts run side by side in the engine; a channel interleaves their events as they come. Bounded, so a
+        // caller that stops reading stops the pumps too, and the engine sees its buffers fill (backpressure).
+        var channel = Channel.CreateBounded<(int, TokenEvent)>(new BoundedChannelOptions(MergeBuffer) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         var pumps = _streams.Select((stream, i) => PumpAsync(stream, i, channel.Writer, cancellationToken)).ToArray();
         _ = Task.WhenAll(pumps).ContinueWith(
             t => channel.Writer.TryComplete(t.Exception?.InnerException), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);

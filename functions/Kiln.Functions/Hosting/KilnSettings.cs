@@ -33,6 +33,13 @@ public sealed record KilnSettings
     public const string ModelKey = "Model";
     public const string DeviceKey = "Device";
     public const string DrainTimeoutKey = "DrainTimeoutSeconds";
+    public const string MaxRequestBodyBytesKey = "MaxRequestBodyBytes";
+
+    /// <summary>
+    /// 8 MiB: a prompt filling a 128k-token context is about 0.5 MB of JSON, 128 prompts of token ids a few MB; a
+    /// body beyond it is refused (413) before it is parsed, where Kestrel's default would let 30 MB through.
+    /// </summary>
+    public const long DefaultMaxRequestBodyBytes = 8L << 20;
 
     /// <summary>
     /// Below Kubernetes' terminationGracePeriodSeconds (120 in deploy/functions.yaml) less <see cref="StopMargin"/>,
@@ -52,13 +59,16 @@ public sealed record KilnSettings
     /// <summary>How long a stopping pod lets its running calls and jobs finish before the engine stops.</summary>
     public TimeSpan DrainTimeout { get; init; } = DefaultDrainTimeout;
 
+    /// <summary>Largest API request body accepted (<c>Kiln:MaxRequestBodyBytes</c>).</summary>
+    public long MaxRequestBodyBytes { get; init; } = DefaultMaxRequestBodyBytes;
+
     /// <summary>
     /// Every key this record reads under section <see cref="Section"/>: its own and <see cref="EngineOptions"/>'
     /// property names (bound by name). Manifests are checked against it (with <c>JobOptions.Keys</c>).
     /// </summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
-        ModelKey, DeviceKey, DrainTimeoutKey,
+        ModelKey, DeviceKey, DrainTimeoutKey, MaxRequestBodyBytesKey,
         .. typeof(EngineOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name),
     ];
 
@@ -82,7 +92,14 @@ public sealed record KilnSettings
             engine = engine with { KvCacheMemoryFraction = CudaKvCacheMemoryFraction };
         }
 
-        return new KilnSettings { ModelPath = NullIfBlank(section[ModelKey]), Device = device, Engine = engine, DrainTimeout = ParseDrainTimeout(section[DrainTimeoutKey]) };
+        return new KilnSettings
+        {
+            ModelPath = NullIfBlank(section[ModelKey]),
+            Device = device,
+            Engine = engine,
+            DrainTimeout = ParseDrainTimeout(section[DrainTimeoutKey]),
+            MaxRequestBodyBytes = ParseBodyLimit(section[MaxRequestBodyBytesKey]),
+        };
     }
 
     /// <summary>Whole or fractional seconds, at least 0 (unset: <see cref="DefaultDrainTimeout"/>); anything else fails the start.</summary>
@@ -96,6 +113,19 @@ public sealed record KilnSettings
         return double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= TimeSpan.FromDays(1).TotalSeconds
             ? TimeSpan.FromSeconds(seconds)
             : throw new InvalidOperationException($"setting {Section}:{DrainTimeoutKey} (environment {Section}__{DrainTimeoutKey}) is '{value}': it must be a number of seconds, 0 or more");
+    }
+
+    /// <summary>A positive number of bytes (unset: <see cref="DefaultMaxRequestBodyBytes"/>); anything else fails the start.</summary>
+    public static long ParseBodyLimit(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return DefaultMaxRequestBodyBytes;
+        }
+
+        return long.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long bytes) && bytes > 0
+            ? bytes
+            : throw new InvalidOperationException($"setting {Section}:{MaxRequestBodyBytesKey} (environment {Section}__{MaxRequestBodyBytesKey}) is '{value}': it must be a positive number of bytes");
     }
 
     /// <summary>cpu (also when unset) or cuda, in any case; anything else fails the start, naming the setting.</summary>

@@ -26,7 +26,7 @@ public enum ModelState
 /// and the engine then stays warm for the life of the process. A load that fails, a missing GPU included, leaves the
 /// app up and reports the reason on ready and in the log.
 /// </summary>
-public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> logger, ModelLoadFunc? load = null) : IHostedService, IDisposable
+public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> logger, TimeProvider time, ModelLoadFunc? load = null) : IHostedService, IDisposable
 {
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile InferenceEngine? _engine;
@@ -132,7 +132,7 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
         var options = settings.Engine;
         if (settings.Device != KilnDevice.Cuda)
         {
-            return new InferenceEngine(model, options);
+            return new InferenceEngine(model, options, time);
         }
 
         options.Validate();
@@ -143,7 +143,7 @@ public sealed partial class ModelHost(KilnSettings settings, ILogger<ModelHost> 
             string warmUp = CudaBackend.Describe(runner) ?? runner.Device; // once a load: cheap
             LogWarmUp(logger, ModelId, warmUp);
 
-            return new InferenceEngine(model.Description, runner, options);
+            return new InferenceEngine(model.Description, runner, options, time);
         }
         catch
         {

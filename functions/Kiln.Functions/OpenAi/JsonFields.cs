@@ -28,7 +28,23 @@ internal readonly struct JsonFields
             return required ? throw Missing(name) : null;
         }
 
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw WrongType(name, "a string", value);
+        return value.ValueKind == JsonValueKind.String ? Text(value, name) : throw WrongType(name, "a string", value);
+    }
+
+    /// <summary>
+    /// A JSON string's text. Well-formed JSON can still hold text that is not Unicode (invalid UTF-8 bytes, a lone
+    /// surrogate escape such as <c>"\ud800"</c>): a client's mistake, answered with a 400 naming the field.
+    /// </summary>
+    public static string Text(JsonElement value, string name)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw OpenAiException.BadRequest($"Invalid '{name}': the string is not valid Unicode (invalid UTF-8 or a lone surrogate).", name, "invalid_encoding");
+        }
     }
 
     public bool? Bool(string name)
@@ -87,7 +103,7 @@ internal readonly struct JsonFields
 
         if (value.ValueKind == JsonValueKind.String)
         {
-            return [value.GetString()!];
+            return [Text(value, name)];
         }
 
         if (value.ValueKind != JsonValueKind.Array)
@@ -98,7 +114,7 @@ internal readonly struct JsonFields
         var result = new List<string>();
         foreach (var item in value.EnumerateArray())
         {
-            result.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw WrongType(name, "a string or an array of strings", value));
+            result.Add(item.ValueKind == JsonValueKind.String ? Text(item, name) : throw WrongType(name, "a string or an array of strings", value));
         }
 
         return [.. result];

@@ -27,6 +27,12 @@ public static class OpenAiRequests
     /// <summary>OpenAI's temperature range (the engine accepts any non-negative value).</summary>
     public const double MaxTemperature = 2;
 
+    /// <summary>OpenAI's bound on <c>n</c>.</summary>
+    public const int MaxN = 128;
+
+    /// <summary>Most prompts one completions call may carry (each is a request; more belong in a queue job).</summary>
+    public const int MaxPrompts = 128;
+
     public static ChatCompletionRequest ParseChat(JsonElement body)
     {
         var fields = JsonFields.Of(body);
@@ -100,7 +106,7 @@ public static class OpenAiRequests
         {
             Temperature = (float)temperature,
             TopP = (float)(fields.Number("top_p") ?? 1),
-            N = fields.Int32("n") ?? 1,
+            N = ParseN(fields),
             MaxTokens = fields.Int32("max_completion_tokens") ?? fields.Int32("max_tokens"),
             Stop = fields.Strings("stop"),
             Seed = seed is long s ? unchecked((ulong)s) : null,
@@ -117,6 +123,14 @@ public static class OpenAiRequests
         return new GenerationOptions(model, sampling, stream, includeUsage, wantLogProbs, fields.String("user"));
     }
 
+    private static int ParseN(JsonFields fields)
+    {
+        int n = fields.Int32("n") ?? 1;
+        return n is >= 1 and <= MaxN
+            ? n
+            : throw OpenAiException.BadRequest($"Invalid 'n': {n} is out of range. Expected a value in [1, {MaxN}].", "n", "invalid_value");
+    }
+
     private static ChatMessage ParseMessage(JsonElement message, int index)
     {
         string param = $"messages[{index}]";
@@ -127,7 +141,7 @@ public static class OpenAiRequests
 
         var fields = JsonFields.Of(message);
         string role = fields.TryGet("role", out var r)
-            ? r.ValueKind == JsonValueKind.String ? r.GetString()! : throw JsonFields.WrongType($"{param}.role", "a string", r)
+            ? r.ValueKind == JsonValueKind.String ? JsonFields.Text(r, $"{param}.role") : throw JsonFields.WrongType($"{param}.role", "a string", r)
             : throw JsonFields.Missing($"{param}.role");
         if (role is not (ChatMessage.System or ChatMessage.Developer or ChatMessage.User or ChatMessage.Assistant or "tool"))
         {
@@ -149,7 +163,7 @@ public static class OpenAiRequests
     {
         if (content.ValueKind == JsonValueKind.String)
         {
-            return content.GetString()!;
+            return JsonFields.Text(content, param);
         }
 
         if (content.ValueKind != JsonValueKind.Array)
@@ -179,7 +193,7 @@ public static class OpenAiRequests
         const string Expected = "a string, an array of strings, an array of integers or an array of integer arrays";
         if (prompt.ValueKind == JsonValueKind.String)
         {
-            return [new PromptInput(prompt.GetString(), null)];
+            return [new PromptInput(JsonFields.Text(prompt, "prompt"), null)];
         }
 
         if (prompt.ValueKind != JsonValueKind.Array)
@@ -193,6 +207,12 @@ public static class OpenAiRequests
             throw OpenAiException.BadRequest("Invalid 'prompt': empty array.", "prompt", "empty_array");
         }
 
+        if (items.Count > MaxPrompts && !items.All(i => i.ValueKind == JsonValueKind.Number))
+        {
+            throw OpenAiException.BadRequest(
+                $"Invalid 'prompt': {items.Count} prompts in one call; at most {MaxPrompts} are allowed. Send more as separate calls or as a queue job.", "prompt", "too_many_prompts");
+        }
+
         if (items.All(i => i.ValueKind == JsonValueKind.Number))
         {
             return [new PromptInput(null, TokenIds(prompt))];
@@ -203,7 +223,7 @@ public static class OpenAiRequests
         {
             result.Add(item.ValueKind switch
             {
-                JsonValueKind.String => new PromptInput(item.GetString(), null),
+                JsonValueKind.String => new PromptInput(JsonFields.Text(item, "prompt"), null),
                 JsonValueKind.Array => new PromptInput(null, TokenIds(item)),
                 _ => throw JsonFields.WrongType("prompt", Expected, prompt),
             });

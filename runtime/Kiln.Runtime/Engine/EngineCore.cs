@@ -23,6 +23,9 @@ internal sealed class EngineCore : IDisposable
     private readonly DeviceSampling[] _draws;
     private readonly HashSet<RequestState> _live = [];
     private readonly Func<Kiln.Tokenization.StreamingDecoder>? _newDecoder;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _stalledReaderTimeout;
+    private readonly List<RequestState> _stalled = [];
     private long _arrivals;
     private long _promptTokensComputed;
 
@@ -41,9 +44,11 @@ internal sealed class EngineCore : IDisposable
     /// Sizes the KV pool and the context from <paramref name="runner"/>, or, when it is null, from the CPU backend's
     /// defaults, and then builds that backend with <paramref name="createCpuRunner"/> for the context length found.
     /// </summary>
-    public EngineCore(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options)
+    public EngineCore(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options, TimeProvider time)
     {
         _model = model;
+        _time = time;
+        _stalledReaderTimeout = TimeSpan.FromSeconds(options.StalledReaderTimeoutSeconds);
         var config = model.Config;
         long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? IModelRunner.HostKvBlockBytes(config, options.BlockSize);
         long available = runner?.KvMemoryAvailable ?? IModelRunner.HostMemoryAvailable;
@@ -147,6 +152,7 @@ internal sealed class EngineCore : IDisposable
     /// <summary>Runs one step; false when nothing could be scheduled.</summary>
     public bool Step()
     {
+        CancelStalledReaders();
         var step = _scheduler.Schedule();
         if (step.IsEmpty)
         {
@@ -233,6 +239,42 @@ internal sealed class EngineCore : IDisposable
         _windowOutput += _output.OutputTokens - outputBefore;
         PublishStats();
         return true;
+    }
+
+    /// <summary>
+    /// Cancels the requests whose callers have left their output buffer full for longer than the timeout (a client
+    /// that stopped reading but kept its connection): their blocks return to the pool.
+    /// </summary>
+    private void CancelStalledReaders()
+    {
+        if (_stalledReaderTimeout <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        long now = _time.GetTimestamp();
+        foreach (var request in _live)
+        {
+            if (!request.OutputFull)
+            {
+                request.StalledSince = 0;
+            }
+            else if (request.StalledSince == 0)
+            {
+                request.StalledSince = now;
+            }
+            else if (_time.GetElapsedTime(request.StalledSince, now) >= _stalledReaderTimeout)
+            {
+                _stalled.Add(request);
+            }
+        }
+
+        foreach (var request in _stalled)
+        {
+            Abort(request, null);
+        }
+
+        _stalled.Clear();
     }
 
     public void PublishStats()

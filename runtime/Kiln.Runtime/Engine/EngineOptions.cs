@@ -17,8 +17,27 @@ public sealed record EngineOptions
     /// <summary>Most sequences running at once (vLLM's max_num_seqs).</summary>
     public int MaxSequences { get; init; } = 64;
 
-    /// <summary>Most requests waiting for admission; beyond it, submissions fail fast as overloaded.</summary>
+    /// <summary>
+    /// Most sequences (samples of requests) waiting for admission beyond the running slots: the engine takes
+    /// <see cref="MaxSequences"/> plus this many at once, and beyond that submissions fail fast as overloaded. A burst
+    /// of that many is admitted whole, though prefill starts only a few of them a step.
+    /// </summary>
     public int MaxWaitingRequests { get; init; } = 256;
+
+    /// <summary>
+    /// Most sequences one caller (<see cref="GenerationRequest.Caller"/>: an API key, a client address) may have in
+    /// the engine, running or waiting; 0 means no bound beyond the engine's. One caller then cannot take the whole queue.
+    /// </summary>
+    public int MaxSequencesPerCaller { get; init; }
+
+    /// <summary>
+    /// Events (about one a token) a caller may leave unread per sample before its request stops being scheduled
+    /// (its KV blocks kept): a client that stops reading costs no more compute or memory than this.
+    /// </summary>
+    public int OutputBufferTokens { get; init; } = 256;
+
+    /// <summary>Seconds a request may stay stopped on a full output buffer before it is cancelled; 0 means never.</summary>
+    public double StalledReaderTimeoutSeconds { get; init; } = 60;
 
     /// <summary>Longest prompt plus output of one request; 0 means the model's context length.</summary>
     public int MaxModelLength { get; init; }
@@ -37,6 +56,9 @@ public sealed record EngineOptions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxBatchedTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxSequences);
         ArgumentOutOfRangeException.ThrowIfNegative(MaxWaitingRequests);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxSequencesPerCaller);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(OutputBufferTokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(StalledReaderTimeoutSeconds);
         ArgumentOutOfRangeException.ThrowIfNegative(MaxModelLength);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(TensorParallelSize);
         if (KvCacheBytes is <= 0)

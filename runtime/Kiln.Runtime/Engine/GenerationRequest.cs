@@ -18,6 +18,12 @@ public sealed record GenerationRequest
     /// <summary>Lower runs sooner and is preempted later (vLLM's convention). Interactive HTTP calls use 0, queue jobs more.</summary>
     public int Priority { get; init; }
 
+    /// <summary>
+    /// Who asks: an API key's id, a client's address. Running slots are shared fairly among callers, and
+    /// <see cref="EngineOptions.MaxSequencesPerCaller"/> bounds each; null is one anonymous caller.
+    /// </summary>
+    public string? Caller { get; init; }
+
     /// <summary>The caller's id for logs; the engine assigns its own otherwise.</summary>
     public string? RequestId { get; init; }
 }

@@ -19,16 +19,17 @@ public sealed class InferenceEngine : IDisposable
     private readonly ConcurrentQueue<RequestState> _inbox = new();
     private readonly ConcurrentQueue<RequestState> _cancellations = new();
     private readonly SemaphoreSlim _wake = new(0);
-    private readonly int _maxWaiting;
+    private readonly Admission _admission;
+    private readonly Action _resume;
+    private readonly Action<RequestState> _release;
     private long _nextId;
-    private int _waiting; // the overload bound's count: the inbox plus the scheduler's queue as the engine thread last folded it in
-    private int _waitingFolded; // engine thread only: the scheduler's waiting count already in _waiting
+    private int _inboxRequests;
     private long _inboxPromptTokens;
     private long _inboxDecodeTokens;
     private volatile bool _stopping;
 
-    public InferenceEngine(LoadedModel model, EngineOptions? options = null)
-        : this(model, null, options ?? new EngineOptions())
+    public InferenceEngine(LoadedModel model, EngineOptions? options = null, TimeProvider? timeProvider = null)
+        : this(model, null, options ?? new EngineOptions(), timeProvider)
     {
     }
 
@@ -36,24 +37,26 @@ public sealed class InferenceEngine : IDisposable
     /// Runs on a given backend (the CUDA runner, a test's runner); null builds the CPU backend over the model's weights
     /// from the options. The model must outlive the engine: the CPU backend reads its weights in place.
     /// </summary>
-    public InferenceEngine(LoadedModel model, IModelRunner? runner, EngineOptions options)
-        : this(model.Description, runner, maxContext => ModelRunners.CreateCpu(model, options.TensorParallelSize, options.MaxBatchedTokens, maxContext, options.Threads), options)
+    public InferenceEngine(LoadedModel model, IModelRunner? runner, EngineOptions options, TimeProvider? timeProvider = null)
+        : this(model.Description, runner, maxContext => ModelRunners.CreateCpu(model, options.TensorParallelSize, options.MaxBatchedTokens, maxContext, options.Threads), options, timeProvider)
     {
     }
 
     /// <summary>Runs on a backend that holds the weights itself (a GPU): the engine needs only the model's description.</summary>
-    public InferenceEngine(ModelDescription model, IModelRunner runner, EngineOptions options)
-        : this(model, runner, null, options)
+    public InferenceEngine(ModelDescription model, IModelRunner runner, EngineOptions options, TimeProvider? timeProvider = null)
+        : this(model, runner, null, options, timeProvider)
     {
     }
 
-    private InferenceEngine(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options)
+    private InferenceEngine(ModelDescription model, IModelRunner? runner, Func<int, IModelRunner>? createCpuRunner, EngineOptions options, TimeProvider? timeProvider)
     {
         options.Validate();
         Model = model;
         Options = options;
-        _maxWaiting = options.MaxWaitingRequests;
-        _core = new EngineCore(model, runner, createCpuRunner, options);
+        _admission = new Admission(options.MaxSequences + options.MaxWaitingRequests, options.MaxSequencesPerCaller);
+        _resume = () => _wake.Release();
+        _release = state => _admission.Release(state.Caller, state.Sampling.N);
+        _core = new EngineCore(model, runner, createCpuRunner, options, timeProvider ?? TimeProvider.System);
         _thread = new Thread(Loop) { IsBackground = true, Name = "kiln-engine" };
         _thread.Start();
     }
@@ -71,26 +74,65 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>
     /// Queues a request and returns its event stream. Fails fast with <see cref="EngineOverloadedException"/> when the
-    /// waiting queue is full, and with <see cref="ArgumentException"/> when the request cannot be served at all.
+    /// engine (or the request's caller) has no room, and with <see cref="ArgumentException"/> when the request cannot
+    /// be served at all.
     /// </summary>
-    public IAsyncEnumerable<TokenEvent> Submit(GenerationRequest request, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_stopping, this);
-        request.Sampling.Validate();
-        int[] prompt = Tokenize(request);
-        int maxTokens = request.Sampling.MaxTokens ?? (MaxModelLength - prompt.Length);
-        _core.ValidateFits(prompt, maxTokens);
+    public IAsyncEnumerable<TokenEvent> Submit(GenerationRequest request, CancellationToken cancellationToken = default) =>
+        SubmitAll([request], cancellationToken)[0];
 
-        // Waiting = submitted but not yet drained by the engine thread, plus waiting in the scheduler's queue: one
-        // counter, so a request moving from the inbox to the queue is never counted twice (or not at all).
-        if (Interlocked.Increment(ref _waiting) > _maxWaiting)
+    /// <summary>
+    /// Queues the requests of one call (a completions call with several prompts) together: every one is validated and
+    /// tokenized first, and then room for all their samples is taken at once, so the call is admitted whole or refused
+    /// whole and a refusal leaves nothing in the queue. The streams are in the order of the requests.
+    /// </summary>
+    public IReadOnlyList<IAsyncEnumerable<TokenEvent>> SubmitAll(IReadOnlyList<GenerationRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        var prompts = new int[requests.Count][];
+        var maxTokens = new int[requests.Count];
+        int sequences = 0;
+        for (int i = 0; i < requests.Count; i++)
         {
-            Interlocked.Decrement(ref _waiting);
-            throw new EngineOverloadedException($"the engine is overloaded: {_maxWaiting} requests are already waiting; retry later");
+            var sampling = requests[i].Sampling;
+            sampling.Validate();
+            if (sampling.N > Options.MaxSequences)
+            {
+                throw Admission.TooMany("n", $"n is {sampling.N}, but the engine runs at most {Options.MaxSequences} sequences at once");
+            }
+
+            prompts[i] = Tokenize(requests[i]);
+            maxTokens[i] = sampling.MaxTokens ?? (MaxModelLength - prompts[i].Length);
+            _core.ValidateFits(prompts[i], maxTokens[i]);
+            sequences += sampling.N;
         }
 
-        var state = new RequestState(request.RequestId ?? $"req-{Interlocked.Increment(ref _nextId)}", request, prompt.Length, maxTokens);
+        _admission.Validate(sequences);
+        string caller = requests.Count > 0 ? requests[0].Caller ?? string.Empty : string.Empty;
+        if (requests.Any(r => (r.Caller ?? string.Empty) != caller))
+        {
+            throw new ArgumentException("the requests of one call must have one caller", nameof(requests));
+        }
+
+        _admission.Reserve(caller, sequences);
+        var streams = new IAsyncEnumerable<TokenEvent>[requests.Count];
+        for (int i = 0; i < requests.Count; i++)
+        {
+            streams[i] = Enqueue(requests[i], prompts[i], maxTokens[i], cancellationToken);
+        }
+
+        return streams;
+    }
+
+    private IAsyncEnumerable<TokenEvent> Enqueue(GenerationRequest request, int[] prompt, int maxTokens, CancellationToken cancellationToken)
+    {
+        var state = new RequestState(request.RequestId ?? $"req-{Interlocked.Increment(ref _nextId)}", request, prompt.Length, maxTokens, Options.OutputBufferTokens * request.Sampling.N)
+        {
+            Resumed = _resume,
+            Released = _release,
+        };
         _core.CreateSequences(state, prompt);
+        Interlocked.Increment(ref _inboxRequests);
         Interlocked.Add(ref _inboxPromptTokens, prompt.Length);
         Interlocked.Add(ref _inboxDecodeTokens, (long)maxTokens * request.Sampling.N);
         if (cancellationToken.CanBeCanceled)
@@ -111,16 +153,35 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Prompt token count the engine would use for a request (for validation and usage before running it).</summary>
     public int CountPromptTokens(GenerationRequest request) => Tokenize(request).Length;
 
+    /// <summary>The engine's load; <see cref="EngineStats.WaitingRequests"/> counts requests not yet drained from the inbox too.</summary>
     public EngineStats GetStats() => _core.Stats(
-        waitingRequests: Volatile.Read(ref _waiting),
+        waitingRequests: Volatile.Read(ref _inboxRequests) + _core.PublishedWaiting,
         inboxPromptTokens: Interlocked.Read(ref _inboxPromptTokens),
         inboxDecodeTokens: Interlocked.Read(ref _inboxDecodeTokens));
 
     private int[] Tokenize(GenerationRequest request)
     {
-        int[] ids = request.PromptTokenIds is { } given
-            ? [.. given]
-            : [.. Model.RequireTokenizer().Encode(request.Prompt ?? throw new ArgumentException("the request has neither a prompt nor prompt token ids"), request.AddSpecialTokens)];
+        int[] ids;
+        if (request.PromptTokenIds is { } given)
+        {
+            ids = [.. given];
+        }
+        else
+        {
+            string text = request.Prompt ?? throw new ArgumentException("the request has neither a prompt nor prompt token ids");
+            var tokenizer = Model.RequireTokenizer();
+
+            // Bounded before it is tokenized: no token is longer than the vocabulary's longest, so a text longer than the
+            // context times that (with room for normalization) cannot fit, and costs nothing to refuse.
+            long bound = 2L * MaxModelLength * Math.Max(tokenizer.MaxTokenLength, 1);
+            if (text.Length > bound)
+            {
+                throw new ContextLengthExceededException($"the prompt has {text.Length} characters, more than the {bound} that could fit the context length of {MaxModelLength} tokens");
+            }
+
+            ids = [.. tokenizer.Encode(text, request.AddSpecialTokens)];
+        }
+
         if (ids.Length == 0)
         {
             ids = Model.BosTokenId is int bos ? [bos] : throw new ArgumentException("the prompt is empty and the model has no BOS token to start from");
@@ -144,6 +205,7 @@ public sealed class InferenceEngine : IDisposable
         {
             while (reader.TryRead(out var item))
             {
+                state.OnRead();
                 yield return item;
             }
         }
@@ -154,8 +216,7 @@ public sealed class InferenceEngine : IDisposable
         while (!_stopping)
         {
             // Admitted requests are published as pending tokens before they leave the inbox's, so the stats never miss
-            // them in between (they may count them twice for that instant: the safe side for a scaler). The waiting
-            // count, the overload bound's, moves them in one step (FoldWaiting).
+            // them in between (they may count them twice for that instant: the safe side for a scaler).
             int drained = 0;
             long drainedPrompt = 0, drainedDecode = 0;
             while (_inbox.TryDequeue(out var state))
@@ -169,7 +230,7 @@ public sealed class InferenceEngine : IDisposable
             if (drained > 0)
             {
                 _core.PublishStats();
-                FoldWaiting(drained);
+                Interlocked.Add(ref _inboxRequests, -drained);
                 Interlocked.Add(ref _inboxPromptTokens, -drainedPrompt);
                 Interlocked.Add(ref _inboxDecodeTokens, -drainedDecode);
             }
@@ -182,30 +243,17 @@ public sealed class InferenceEngine : IDisposable
             if (!_core.HasWork)
             {
                 _core.PublishStats();
-                FoldWaiting(0); // what changed since the last step (aborted requests) is counted before the engine sleeps
                 _wake.Wait();
                 continue;
             }
 
-            bool stepped = _core.Step();
-            FoldWaiting(0);
-            if (!stepped)
+            if (!_core.Step())
             {
-                // Work is waiting but none fits the pool right now; wait for a change.
+                // Work is waiting but none can run right now (the pool is full, or every caller stopped reading);
+                // wait for a change, and look again now and then for stalled readers' timeouts.
                 _wake.Wait(TimeSpan.FromMilliseconds(50));
             }
         }
-    }
-
-    /// <summary>
-    /// Brings the overload bound's count up to the scheduler's queue as last published. The <paramref name="drained"/>
-    /// requests just admitted were counted when submitted: they only moved from the inbox to the queue.
-    /// </summary>
-    private void FoldWaiting(int drained)
-    {
-        int waiting = _core.PublishedWaiting;
-        Interlocked.Add(ref _waiting, waiting - _waitingFolded - drained);
-        _waitingFolded = waiting;
     }
 
     public void Dispose()

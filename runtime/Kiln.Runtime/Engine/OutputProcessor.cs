@@ -134,7 +134,7 @@ internal sealed class OutputProcessor(
             }
         }
 
-        request.Events.Writer.TryWrite(new TokenEvent(sequence.SampleIndex, token.Id, text, token.LogProb, token.TopLogProbs, finish, usage));
+        request.Write(new TokenEvent(sequence.SampleIndex, token.Id, text, token.LogProb, token.TopLogProbs, finish, usage));
         if (usage is not null)
         {
             Complete(request, null);
@@ -156,7 +156,7 @@ internal sealed class OutputProcessor(
                 scheduler.Finish(sequence);
                 if (error is null)
                 {
-                    request.Events.Writer.TryWrite(new TokenEvent(sequence.SampleIndex, -1, string.Empty, 0, null, FinishReason.Cancelled, null));
+                    request.Write(new TokenEvent(sequence.SampleIndex, -1, string.Empty, 0, null, FinishReason.Cancelled, null));
                 }
             }
         }
@@ -167,8 +167,7 @@ internal sealed class OutputProcessor(
 
     private void Complete(RequestState request, Exception? error)
     {
-        request.Events.Writer.TryComplete(error);
-        request.Registration.Dispose();
+        request.Complete(error);
         CompletedRequests++;
     }
 

@@ -9,15 +9,19 @@ namespace Kiln.Runtime.Engine;
 /// pending tokens (one for a decode, the rest of a prompt for a chunked prefill) until the token budget is spent;
 /// then waiting sequences are admitted while blocks, budget and the sequence cap allow, their prompts chunked to the
 /// budget that is left. When a running sequence needs a block and none is free, the lowest-priority, newest running
-/// sequence is preempted: its blocks are freed and it is recomputed later.
+/// sequence is preempted: its blocks are freed and it is recomputed later. A request of n samples is admitted only
+/// when n running slots are free (its samples fork at the first token), so the sequence cap holds for every sample;
+/// a running request whose caller stopped reading is skipped (its blocks kept) until the caller reads again.
 /// </summary>
 internal sealed class Scheduler
 {
     private readonly BlockManager _blocks;
     private readonly int _maxBatchedTokens;
     private readonly int _maxSequences;
-    private readonly PriorityQueue<Sequence, (int Priority, long Arrival)> _waiting = new();
+    private readonly WaitingQueue _waiting = new();
     private readonly List<Sequence> _running = [];
+    private readonly Dictionary<string, int> _runningByCaller = new(StringComparer.Ordinal);
+    private readonly Func<string, int> _runningOf;
     private readonly ScheduledStep _step;
     private int _liveWaiting; // waiting sequences not cancelled (cancelled ones leave the queue lazily)
 
@@ -27,6 +31,7 @@ internal sealed class Scheduler
         _maxBatchedTokens = maxBatchedTokens;
         _maxSequences = maxSequences;
         _step = new ScheduledStep(maxBatchedTokens, maxSequences, blockTableStride);
+        _runningOf = caller => _runningByCaller.GetValueOrDefault(caller);
     }
 
     public int WaitingCount => _liveWaiting;
@@ -42,7 +47,7 @@ internal sealed class Scheduler
     public void AddWaiting(Sequence sequence)
     {
         sequence.Status = SequenceStatus.Waiting;
-        _waiting.Enqueue(sequence, (sequence.Request.Priority, sequence.Arrival));
+        _waiting.Enqueue(sequence);
         _liveWaiting++;
     }
 
@@ -63,6 +68,11 @@ internal sealed class Scheduler
         for (int i = 0; i < _running.Count && budget > 0 && step.Sequences.Count < _maxSequences; i++)
         {
             var sequence = _running[i];
+            if (sequence.Request.OutputFull)
+            {
+                continue; // its caller has not read what it has: generate no more for it until it does
+            }
+
             if (!MakeRoomToAppend(sequence))
             {
                 break; // the sequence itself was preempted: everything after it is less important
@@ -80,20 +90,16 @@ internal sealed class Scheduler
 
         // Then admit waiting sequences in priority order while everything fits; stop at the first that does not,
         // so a large request is not starved by smaller ones behind it.
-        while (budget > 0 && _running.Count < _maxSequences && _waiting.TryPeek(out var next, out _))
+        while (budget > 0 && _running.Count < _maxSequences && _waiting.TryPeek(_runningOf, out var next))
         {
-            if (next.Status == SequenceStatus.Finished)
-            {
-                _waiting.Dequeue(); // cancelled while waiting
-                continue;
-            }
-
-            if (!_blocks.CanAllocate(CollectionsMarshal.AsSpan(next.Tokens)))
+            // Samples not yet forked take their slots now: the fork adds them as running without asking.
+            int slots = next.Request.Forked ? 1 : next.Request.Sampling.N;
+            if (_running.Count + slots > _maxSequences || !_blocks.CanAllocate(CollectionsMarshal.AsSpan(next.Tokens)))
             {
                 break;
             }
 
-            _waiting.Dequeue();
+            _waiting.Dequeue(next);
             _liveWaiting--;
             int cached = _blocks.Allocate(CollectionsMarshal.AsSpan(next.Tokens), next.BlockTable);
             next.ComputedTokens = cached;
@@ -125,6 +131,7 @@ internal sealed class Scheduler
         if (sequence.Status == SequenceStatus.Running)
         {
             _running.Remove(sequence);
+            CountRunning(sequence, -1);
         }
         else if (sequence.Status == SequenceStatus.Waiting)
         {
@@ -154,6 +161,7 @@ internal sealed class Scheduler
     private void Preempt(Sequence victim)
     {
         _running.RemoveAt(_running.Count - 1);
+        CountRunning(victim, -1);
         _blocks.Free(victim.BlockTable);
         victim.ResetForRecompute();
         Preemptions++;
@@ -170,6 +178,21 @@ internal sealed class Scheduler
         }
 
         _running.Insert(i, sequence);
+        CountRunning(sequence, 1);
+    }
+
+    private void CountRunning(Sequence sequence, int delta)
+    {
+        string caller = sequence.Request.Caller;
+        int count = _runningByCaller.GetValueOrDefault(caller) + delta;
+        if (count == 0)
+        {
+            _runningByCaller.Remove(caller); // callers come and go (client addresses): keep only those running
+        }
+        else
+        {
+            _runningByCaller[caller] = count;
+        }
     }
 
     private static int Compare(Sequence a, Sequence b) =>
