@@ -24,6 +24,7 @@ internal sealed class Scheduler
     private readonly Func<string, int> _runningOf;
     private readonly ScheduledStep _step;
     private int _liveWaiting; // waiting sequences not cancelled (cancelled ones leave the queue lazily)
+    private int _reservedForks; // running slots held for the samples of admitted requests that have not forked yet
 
     public Scheduler(BlockManager blocks, int maxBatchedTokens, int maxSequences, int blockTableStride)
     {
@@ -51,10 +52,11 @@ internal sealed class Scheduler
         _liveWaiting++;
     }
 
-    /// <summary>Adds a sequence that shares a running sequence's blocks (parallel sampling).</summary>
+    /// <summary>Adds a sequence that shares a running sequence's blocks (parallel sampling): it takes a slot held for it.</summary>
     public void AddRunning(Sequence sequence)
     {
         sequence.Status = SequenceStatus.Running;
+        _reservedForks--;
         InsertRunning(sequence);
     }
 
@@ -90,11 +92,11 @@ internal sealed class Scheduler
 
         // Then admit waiting sequences in priority order while everything fits; stop at the first that does not,
         // so a large request is not starved by smaller ones behind it.
-        while (budget > 0 && _running.Count < _maxSequences && _waiting.TryPeek(_runningOf, out var next))
+        while (budget > 0 && _running.Count + _reservedForks < _maxSequences && _waiting.TryPeek(_runningOf, out var next))
         {
             // Samples not yet forked take their slots now: the fork adds them as running without asking.
             int slots = next.Request.Forked ? 1 : next.Request.Sampling.N;
-            if (_running.Count + slots > _maxSequences || !_blocks.CanAllocate(CollectionsMarshal.AsSpan(next.Tokens)))
+            if (_running.Count + _reservedForks + slots > _maxSequences || !_blocks.CanAllocate(CollectionsMarshal.AsSpan(next.Tokens)))
             {
                 break;
             }
@@ -109,6 +111,7 @@ internal sealed class Scheduler
             }
 
             next.Status = SequenceStatus.Running;
+            _reservedForks += slots - 1;
             InsertRunning(next);
             int count = Math.Min(next.PendingTokens, budget);
             step.Add(next, count);
@@ -132,6 +135,7 @@ internal sealed class Scheduler
         {
             _running.Remove(sequence);
             CountRunning(sequence, -1);
+            ReleaseForks(sequence);
         }
         else if (sequence.Status == SequenceStatus.Waiting)
         {
@@ -162,6 +166,7 @@ internal sealed class Scheduler
     {
         _running.RemoveAt(_running.Count - 1);
         CountRunning(victim, -1);
+        ReleaseForks(victim);
         _blocks.Free(victim.BlockTable);
         victim.ResetForRecompute();
         Preemptions++;
@@ -179,6 +184,15 @@ internal sealed class Scheduler
 
         _running.Insert(i, sequence);
         CountRunning(sequence, 1);
+    }
+
+    /// <summary>A request's first sample leaves the running set before its samples forked: the slots held for them are free.</summary>
+    private void ReleaseForks(Sequence sequence)
+    {
+        if (!sequence.Request.Forked)
+        {
+            _reservedForks -= sequence.Request.Sampling.N - 1;
+        }
     }
 
     private void CountRunning(Sequence sequence, int delta)
