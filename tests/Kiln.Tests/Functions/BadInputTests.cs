@@ -25,6 +25,12 @@ public sealed class BadInputTests(KilnServerFixture fixture) : IClassFixture<Kil
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"temperature\": 3}", 400, "temperature", "invalid_value" },
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"n\": 0}", 400, "n", "invalid_value" },
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"n\": 1.5}", 400, "n", "invalid_type" },
+        { "v1/chat/completions", "{" + M + "," + Hi + ", \"n\": 129}", 400, "n", "invalid_value" }, // OpenAI's bound
+        { "v1/chat/completions", "{" + M + "," + Hi + ", \"n\": 20000}", 400, "n", "invalid_value" },
+        { "v1/chat/completions", "{" + M + "," + Hi + ", \"n\": 100}", 400, "n", "invalid_value" }, // over the engine's 64 running
+        { "v1/chat/completions", "{" + M + ", \"messages\": [{\"role\":\"user\",\"content\":\"a\\ud800b\"}]}", 400, "messages[0].content", "invalid_encoding" },
+        { "v1/chat/completions", "{" + M + ", \"messages\": [{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\\udfff\"}]}]}", 400, "text", "invalid_encoding" },
+        { "v1/chat/completions", "{" + M + "," + Hi + ", \"stop\": \"\\ud83d\"}", 400, "stop", "invalid_encoding" },
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"top_p\": 0}", 400, "top_p", "invalid_value" },
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"max_tokens\": 0}", 400, "max_tokens", "invalid_value" },
         { "v1/chat/completions", "{" + M + "," + Hi + ", \"presence_penalty\": 5}", 400, "presence_penalty", "invalid_value" },
@@ -40,6 +46,9 @@ public sealed class BadInputTests(KilnServerFixture fixture) : IClassFixture<Kil
         { "v1/completions", "{" + M + ", \"prompt\": [99999]}", 400, "prompt", "invalid_value" },
         { "v1/completions", "{" + M + ", \"prompt\": \"hi\", \"logprobs\": 30}", 400, "logprobs", "invalid_value" },
         { "v1/completions", "{" + M + ", \"prompt\": \"{long}\"}", 400, "prompt", "context_length_exceeded" },
+        { "v1/completions", "{" + M + ", \"prompt\": \"\\ud800\"}", 400, "prompt", "invalid_encoding" },
+        { "v1/completions", "{" + M + ", \"prompt\": [" + string.Join(',', Enumerable.Repeat("\"hi\"", 129)) + "]}", 400, "prompt", "too_many_prompts" },
+        { "v1/completions", "{" + M + ", \"prompt\": [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"], \"n\": 60}", 400, "n", "invalid_value" }, // 360 sequences: never fits 64 + 256
         { "v1/completions", "{\"model\":\"other\", \"prompt\": \"hi\"}", 404, "model", "model_not_found" },
     };
 

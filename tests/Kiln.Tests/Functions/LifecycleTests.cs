@@ -74,9 +74,15 @@ public sealed class LifecycleTests
     {
         using var file = new TempGguf(KilnServerFixture.ModelOptions);
 
-        // No request may wait at all: every submission is refused at once, deterministically.
+        // One sequence may run and none wait: while a long stream holds the one place, every other call is refused.
         await using var server = await KilnServer.StartAsync(file.Path, ["Kiln:MaxWaitingRequests=0", "Kiln:MaxSequences=1"]);
         await server.WaitUntilLoadedAsync();
+        using var holder = new HttpRequestMessage(HttpMethod.Post, "v1/completions")
+        {
+            Content = JsonContent.Create(new { model = KilnServerFixture.ModelId, prompt = "hold", max_tokens = 4000, stream = true, ignore_eos = true }),
+        };
+        using var held = await server.Http.SendAsync(holder, HttpCompletionOption.ResponseHeadersRead, Ct); // headers come once it is admitted
+        Assert.Equal(HttpStatusCode.OK, held.StatusCode);
 
         using var raw = await server.Http.PostAsJsonAsync("v1/chat/completions", ChatBody, Ct);
         Assert.Equal(HttpStatusCode.TooManyRequests, raw.StatusCode);
