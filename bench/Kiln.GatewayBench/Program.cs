@@ -143,19 +143,21 @@ internal static class Replay
         var outcomes = await Task.WhenAll(calls);
         var seconds = clock.Elapsed.TotalSeconds;
 
-        // Each engine's kiln_prefix_cache_hit_rate is a ratio of its own block lookups; shown per pod for reference, while
-        // the table's rate sums the engines' per-call counts (usage.prompt_tokens_details.cached_tokens) over all calls.
+        // Each engine's hit rate (vllm:prefix_cache_hits_total over queries_total, in tokens) is shown per pod for
+        // reference, while the table's rate sums the per-call counts (usage.prompt_tokens_details.cached_tokens).
         var engineRates = new List<string>();
         foreach (var u in urls)
         {
-            var metrics = await probe.GetStringAsync(new Uri(new Uri(u), "/api/metrics"));
-            var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("kiln_prefix_cache_hit_rate ", StringComparison.Ordinal));
-            engineRates.Add(line?.Split(' ')[1] ?? "-");
+            var metrics = (await probe.GetStringAsync(new Uri(new Uri(u), "/api/metrics"))).Split('\n');
+            double? Read(string name) => metrics.FirstOrDefault(l => l.StartsWith(name + "{", StringComparison.Ordinal)) is { } line
+                ? double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            engineRates.Add(Read("vllm:prefix_cache_queries_total") is > 0 and var q && Read("vllm:prefix_cache_hits_total") is { } h ? (h / q).ToString("F3", System.Globalization.CultureInfo.InvariantCulture) : "-");
         }
 
         using var statsDoc = JsonDocument.Parse(await http.GetStringAsync("gateway/stats"));
         var perPod = string.Join(" / ", statsDoc.RootElement.GetProperty("pods").EnumerateArray().Select(p => p.GetProperty("forwarded").GetInt64()));
-        Console.WriteLine($"{mode}: calls per pod {perPod}; engines' kiln_prefix_cache_hit_rate {string.Join(" / ", engineRates)}");
+        Console.WriteLine($"{mode}: calls per pod {perPod}; engines' prefix-cache hit rates {string.Join(" / ", engineRates)}");
         foreach (var app in apps)
         {
             await app.StopAsync();

@@ -129,7 +129,7 @@ public sealed class InferenceCall : IDisposable
                 }
                 else if (lastToken[choice] != 0)
                 {
-                    _metrics.TimePerOutputToken.Observe(Stopwatch.GetElapsedTime(lastToken[choice], now).TotalSeconds);
+                    _metrics.InterTokenLatency.Observe(Stopwatch.GetElapsedTime(lastToken[choice], now).TotalSeconds);
                 }
 
                 lastToken[choice] = now;
@@ -140,12 +140,12 @@ public sealed class InferenceCall : IDisposable
                 _prompt += usage.PromptTokens;
                 _cached += usage.CachedPromptTokens;
                 _completion += usage.CompletionTokens;
-                _metrics.PromptTokens.Inc(usage.PromptTokens);
-                _metrics.GenerationTokens.Inc(usage.CompletionTokens);
             }
 
             yield return (choice, e);
         }
+
+        _metrics.EndToEndLatency.Observe(Stopwatch.GetElapsedTime(_submitted).TotalSeconds); // every stream ended
     }
 
     private async IAsyncEnumerable<(int Prompt, TokenEvent Event)> MergeAsync([EnumeratorCancellation] CancellationToken cancellationToken)

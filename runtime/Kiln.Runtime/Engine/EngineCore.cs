@@ -34,6 +34,7 @@ internal sealed class EngineCore : IDisposable
     private long _pendingDecode;
     private int _waiting;
     private int _running;
+    private int _runningRequests;
     private double _promptRate;
     private double _outputRate;
     private long _windowStart = Stopwatch.GetTimestamp();
@@ -281,8 +282,10 @@ internal sealed class EngineCore : IDisposable
     {
         long prompt = 0;
         long decode = 0;
+        int runningRequests = 0;
         foreach (var request in _live)
         {
+            bool running = false;
             foreach (var sequence in request.Sequences)
             {
                 if (sequence.Status == SequenceStatus.Finished)
@@ -290,6 +293,7 @@ internal sealed class EngineCore : IDisposable
                     continue;
                 }
 
+                running |= sequence.Status == SequenceStatus.Running;
                 prompt += Math.Max(0, sequence.PendingTokens - 1) + (sequence.OutputLength == 0 ? 1 : 0);
                 decode += request.MaxTokens - sequence.OutputLength;
             }
@@ -298,8 +302,11 @@ internal sealed class EngineCore : IDisposable
             {
                 decode += (long)(request.Sampling.N - 1) * request.MaxTokens;
             }
+
+            runningRequests += running ? 1 : 0;
         }
 
+        Volatile.Write(ref _runningRequests, runningRequests);
         Volatile.Write(ref _pendingPrompt, prompt);
         Volatile.Write(ref _pendingDecode, decode);
         Volatile.Write(ref _waiting, _scheduler.WaitingCount);
@@ -327,6 +334,7 @@ internal sealed class EngineCore : IDisposable
         return new EngineStats
         {
             WaitingRequests = waitingRequests,
+            RunningRequests = Volatile.Read(ref _runningRequests),
             RunningSequences = Volatile.Read(ref _running),
             PendingPromptTokens = Volatile.Read(ref _pendingPrompt) + inboxPromptTokens,
             PendingDecodeTokens = Volatile.Read(ref _pendingDecode) + inboxDecodeTokens,
@@ -339,6 +347,12 @@ internal sealed class EngineCore : IDisposable
             OutputTokensPerSecond = Volatile.Read(ref _outputRate),
             Preemptions = _scheduler.Preemptions,
             CompletedRequests = _output.CompletedRequests,
+            FinishedStop = _output.FinishedStop,
+            FinishedLength = _output.FinishedLength,
+            FinishedAborted = _output.FinishedAborted,
+            PromptTokensAdmitted = _scheduler.PromptTokensAdmitted,
+            PromptTokensCached = _scheduler.PromptTokensCached,
+            OutputTokens = _output.OutputTokens,
             TensorParallelSize = Runner.TensorParallelSize,
             DeviceIds = [.. Enumerable.Range(0, Runner.TensorParallelSize)],
             Device = Runner.Device,

@@ -7,8 +7,13 @@ namespace Kiln.Runtime.Engine;
 /// </summary>
 public sealed record EngineStats
 {
+    /// <summary>Requests not yet running: the engine's inbox and its waiting queue (preempted samples included).</summary>
     public int WaitingRequests { get; init; }
 
+    /// <summary>Requests with at least one sample running (vLLM's num_requests_running).</summary>
+    public int RunningRequests { get; init; }
+
+    /// <summary>Samples running: a request of n samples counts n once forked.</summary>
     public int RunningSequences { get; init; }
 
     public long PendingPromptTokens { get; init; }
@@ -33,7 +38,26 @@ public sealed record EngineStats
 
     public long Preemptions { get; init; }
 
+    /// <summary>Requests ended, however they ended: <see cref="FinishedStop"/> + <see cref="FinishedLength"/> + <see cref="FinishedAborted"/>.</summary>
     public long CompletedRequests { get; init; }
+
+    /// <summary>Requests whose last sample stopped on EOS, a stop token or a stop string.</summary>
+    public long FinishedStop { get; init; }
+
+    /// <summary>Requests whose last sample reached max_tokens or the context length.</summary>
+    public long FinishedLength { get; init; }
+
+    /// <summary>Requests cancelled (the caller went away, a stalled reader timed out, the engine stopped) or failed.</summary>
+    public long FinishedAborted { get; init; }
+
+    /// <summary>Prompt tokens of the requests admitted so far (each counted once, at its first admission).</summary>
+    public long PromptTokensAdmitted { get; init; }
+
+    /// <summary>Of <see cref="PromptTokensAdmitted"/>, the tokens the prefix cache already held.</summary>
+    public long PromptTokensCached { get; init; }
+
+    /// <summary>Output tokens generated so far.</summary>
+    public long OutputTokens { get; init; }
 
     public int TensorParallelSize { get; init; }
 

@@ -15,7 +15,20 @@ internal sealed class OutputProcessor(
     int maxModelLength,
     Func<Kiln.Tokenization.StreamingDecoder>? newDecoder)
 {
-    public long CompletedRequests { get; private set; }
+    private long _finishedStop;
+    private long _finishedLength;
+    private long _finishedAborted;
+
+    public long CompletedRequests => FinishedStop + FinishedLength + FinishedAborted;
+
+    /// <summary>Requests whose last sample stopped on EOS, a stop token or a stop string (read from any thread).</summary>
+    public long FinishedStop => Volatile.Read(ref _finishedStop);
+
+    /// <summary>Requests whose last sample reached max_tokens or the context.</summary>
+    public long FinishedLength => Volatile.Read(ref _finishedLength);
+
+    /// <summary>Requests cancelled (the caller went away, a stalled reader) or failed.</summary>
+    public long FinishedAborted => Volatile.Read(ref _finishedAborted);
 
     public long OutputTokens { get; private set; }
 
@@ -137,6 +150,7 @@ internal sealed class OutputProcessor(
         request.Write(new TokenEvent(sequence.SampleIndex, token.Id, text, token.LogProb, token.TopLogProbs, finish, usage));
         if (usage is not null)
         {
+            Interlocked.Increment(ref finish == FinishReason.Length ? ref _finishedLength : ref _finishedStop);
             Complete(request, null);
         }
     }
@@ -162,13 +176,13 @@ internal sealed class OutputProcessor(
         }
 
         request.SamplesLeft = 0;
+        Interlocked.Increment(ref _finishedAborted);
         Complete(request, error);
     }
 
     private void Complete(RequestState request, Exception? error)
     {
         request.Complete(error);
-        CompletedRequests++;
     }
 
     private static bool Contains(IReadOnlyList<int>? ids, int id)

@@ -45,6 +45,12 @@ internal sealed class Scheduler
 
     public long Preemptions { get; private set; }
 
+    /// <summary>Prompt tokens of requests admitted for the first time (vLLM's prompt tokens and prefix-cache queries).</summary>
+    public long PromptTokensAdmitted { get; private set; }
+
+    /// <summary>Of those, the tokens found in the prefix cache (vLLM's prefix-cache hits).</summary>
+    public long PromptTokensCached { get; private set; }
+
     public void AddWaiting(Sequence sequence)
     {
         sequence.Status = SequenceStatus.Waiting;
@@ -108,6 +114,8 @@ internal sealed class Scheduler
             if (next.CachedPromptTokens < 0)
             {
                 next.CachedPromptTokens = Math.Min(cached, next.PromptLength);
+                PromptTokensAdmitted += next.PromptLength;
+                PromptTokensCached += next.CachedPromptTokens;
             }
 
             next.Status = SequenceStatus.Running;

@@ -64,7 +64,7 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
             async () =>
             {
                 int visibleJobs = (await queue.PeekMessagesAsync(32, Ct)).Value.Length;
-                double firstTokens = await MetricAsync(app, "kiln_time_to_first_token_seconds_count");
+                double firstTokens = await MetricAsync(app, "vllm:time_to_first_token_seconds_count{model_name=\"model.gguf\"}");
                 int waiting = (await StatsAsync(app)).GetProperty("waitingRequests").GetInt32();
                 seen = $"last seen: {visibleJobs} visible, {firstTokens} first tokens, {waiting} waiting";
                 return visibleJobs == 0 && firstTokens >= 2 && waiting >= 1;
@@ -72,7 +72,7 @@ public sealed class DrainTests(AzuriteFixture azurite) : IClassFixture<AzuriteFi
             () => $"the jobs to be received, one started and some waiting ({seen})",
             app);
         Assert.False(streamRead.IsCompleted, "the stream must still be running when the pod is told to stop");
-        int startedJobs = (int)await MetricAsync(app, "kiln_time_to_first_token_seconds_count") - 1; // all but the stream
+        int startedJobs = (int)await MetricAsync(app, "vllm:time_to_first_token_seconds_count{model_name=\"model.gguf\"}") - 1; // all but the stream
 
         await app.TerminateAsync(Ct);
 

@@ -117,7 +117,7 @@ public sealed class LifecycleTests
 
         // Disposing the response closed the connection mid-stream.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (DateTime.UtcNow < deadline && (await server.MetricAsync("kiln_kv_blocks_used") != 0 || await server.MetricAsync("kiln_requests_running") != 0))
+        while (DateTime.UtcNow < deadline && (await server.MetricAsync("kiln_kv_blocks_used") != 0 || await server.MetricAsync("kiln_sequences_running") != 0))
         {
             await Task.Delay(50, Ct);
         }

@@ -57,6 +57,25 @@ public sealed class LoadTests(ITestOutputHelper output)
         Assert.Equal(0, await server.MetricAsync("kiln_kv_blocks_used"));
     }
 
+    [Fact]
+    public async Task ThreeHundredStreams_TheBurstHostJsonIsSizedFor_AllComplete()
+    {
+        // host.json takes 320 concurrent calls: 64 running plus 256 waiting. A burst of 300 must be admitted whole,
+        // though prefill starts only a few of them a step (they all wait at first).
+        var ct = TestContext.Current.CancellationToken;
+        const int Streams = 300;
+        using var file = new TempGguf(KilnServerFixture.ModelOptions);
+        await using var server = await KilnServer.StartAsync(file.Path, ["Kiln:MaxSequences=64", "Kiln:MaxWaitingRequests=256"]);
+        await server.WaitUntilLoadedAsync();
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Streams }) { BaseAddress = server.Http.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+
+        var clock = Stopwatch.StartNew();
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, Streams).Select(i => StreamOneAsync(http, i, ct)));
+        output.WriteLine($"{Streams} streams in {clock.Elapsed.TotalSeconds:F1} s: " + string.Join(", ", outcomes.GroupBy(o => o).Select(g => $"{g.Count()} {(int)g.Key}")));
+
+        Assert.All(outcomes, o => Assert.Equal(HttpStatusCode.OK, o));
+    }
+
     /// <summary>One client: a streamed chat completion read to [DONE], or the 429 it got instead.</summary>
     private static async Task<HttpStatusCode> StreamOneAsync(HttpClient http, int index, CancellationToken ct)
     {

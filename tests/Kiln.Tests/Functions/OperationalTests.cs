@@ -82,17 +82,22 @@ public sealed class OperationalTests(KilnServerFixture fixture) : IClassFixture<
         string text = await response.Content.ReadAsStringAsync(Ct);
         foreach (string name in new[]
         {
-            "kiln_requests_waiting", "kiln_requests_running", "kiln_token_backlog", "kiln_kv_blocks_used", "kiln_kv_blocks_free",
-            "kiln_kv_blocks_cached", "kiln_prefix_cache_hit_rate", "kiln_generation_tokens_per_second", "kiln_prompt_tokens_per_second",
+            "vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "kiln_sequences_running", "kiln_token_backlog",
+            "kiln_kv_blocks", "kiln_kv_blocks_used", "kiln_kv_blocks_free", "kiln_kv_blocks_cached", "kiln_generation_tokens_per_second", "kiln_prompt_tokens_per_second",
         })
         {
             Assert.Contains($"# TYPE {name} gauge", text, StringComparison.Ordinal);
         }
 
-        Assert.Contains("# TYPE kiln_time_to_first_token_seconds histogram", text, StringComparison.Ordinal);
-        Assert.Contains("# TYPE kiln_time_per_output_token_seconds histogram", text, StringComparison.Ordinal);
-        Assert.True(await server.MetricAsync("kiln_time_to_first_token_seconds_count") >= 1);
-        Assert.True(await server.MetricAsync("kiln_time_per_output_token_seconds_count") >= 3);
+        foreach (string name in new[] { "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds" })
+        {
+            Assert.Contains($"# TYPE {name} histogram", text, StringComparison.Ordinal);
+        }
+
+        string model = $"{{model_name=\"{KilnServerFixture.ModelId}\"}}";
+        Assert.True(await server.MetricAsync("vllm:time_to_first_token_seconds_count" + model) >= 1);
+        Assert.True(await server.MetricAsync("vllm:inter_token_latency_seconds_count" + model) >= 3);
+        Assert.True(await server.MetricAsync("vllm:e2e_request_latency_seconds_count" + model) >= 1);
         Assert.Equal(1, await server.MetricAsync("kiln_model_loaded"));
         Assert.True(await server.MetricAsync("kiln_kv_blocks_free") > 0);
         Assert.True(await server.MetricAsync("kiln_http_requests_total{endpoint=\"completions\",status=\"200\"}") >= 1);
