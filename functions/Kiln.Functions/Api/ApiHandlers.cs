@@ -11,9 +11,10 @@ namespace Kiln.Functions.Api;
 /// The endpoints' code, shared by the Functions triggers (worker mode) and the standalone Kestrel routes: each takes
 /// the request's <see cref="HttpContext"/> and writes the whole answer, streamed or not. No trigger holds logic.
 /// While the pod drains (<see cref="ShutdownDrain"/>) inference calls are refused with 503 draining and the calls
-/// already in flight are counted until they end; the probes and stats keep answering.
+/// already in flight are counted until they end; the probes and stats keep answering. Every endpoint but the probes
+/// checks the caller's key first (<see cref="ApiAccess"/>).
 /// </summary>
-public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ILogger<ApiHandlers> logger)
+public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ApiAccess access, ILogger<ApiHandlers> logger)
 {
     /// <summary>The engine priority of interactive HTTP calls: the most urgent (queue jobs use higher numbers).</summary>
     public const int HttpPriority = 0;
@@ -64,6 +65,11 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     /// </summary>
     public Task StatsAsync(HttpContext context)
     {
+        if (access.Refuse(context, ApiScope.Stats) is { } refused)
+        {
+            return refused;
+        }
+
         var stats = model.Engine?.GetStats();
         return WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
@@ -93,6 +99,12 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     public async Task MetricsAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (access.Refuse(context, ApiScope.Stats) is { } refused)
+        {
+            await refused.ConfigureAwait(false);
+            return;
+        }
+
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await metrics.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
@@ -237,6 +249,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         ArgumentNullException.ThrowIfNull(context);
         try
         {
+            access.Demand(context, ApiScope.Api); // the key first: a refused caller learns nothing of the server's state
             await handle(context).ConfigureAwait(false);
         }
         catch (OpenAiException e)
