@@ -9,7 +9,8 @@ namespace Kiln.Functions.Hosting;
 /// shared): the caller's <c>Authorization: Bearer</c> key against <see cref="AccessSettings"/>. An admitted call gets
 /// its <see cref="ApiCaller"/> as a request feature (<c>anon:&lt;address&gt;</c> where no key is configured); a
 /// missing or wrong key is a 401 <c>invalid_api_key</c> with <c>WWW-Authenticate: Bearer</c>, a metrics key on the
-/// API a 403 (it is a valid key, just not for this).
+/// API a 403 (it is a valid key, just not for this). Queue jobs run through the same handlers on a context the app
+/// builds itself, already carrying their caller (<c>queue:&lt;queue&gt;</c>): the storage account authorized them.
 /// </summary>
 public sealed class ApiAccess(AccessSettings settings)
 {
@@ -28,6 +29,11 @@ public sealed class ApiAccess(AccessSettings settings)
     private OpenAiException? Check(HttpContext context, ApiScope scope)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (context.Features.Get<ApiCaller>() is not null)
+        {
+            return null; // named by the app itself before the handlers (a queue job); HTTP requests arrive without one
+        }
+
         var api = settings.ApiKeys;
         var metrics = settings.MetricsKeys;
         bool open = api.IsEmpty && (scope == ApiScope.Api || metrics.IsEmpty);

@@ -120,7 +120,7 @@ public sealed class ApiKeyTests(KeyedServerFixture fixture) : IClassFixture<Keye
     }
 
     [Fact]
-    public void AnAdmittedCall_CarriesItsCaller_KeyedOrAnonymous()
+    public void AnAdmittedCall_CarriesItsCaller_KeyedAnonymousOrQueued()
     {
         var keyed = new ApiAccess(new AccessSettings { ApiKeys = ApiKeySet.From([KeyedServerFixture.FirstKey]) });
         var context = new DefaultHttpContext();
@@ -134,6 +134,12 @@ public sealed class ApiKeyTests(KeyedServerFixture fixture) : IClassFixture<Keye
         anonymous.Connection.RemoteIpAddress = IPAddress.Parse("192.0.2.7");
         open.Demand(anonymous, ApiScope.Api);
         Assert.Equal(new ApiCaller("anon:192.0.2.7"), anonymous.Features.Get<ApiCaller>());
+
+        // A queue job's context, built by the app with its caller already named, needs no key.
+        var job = new DefaultHttpContext();
+        job.Features.Set(new ApiCaller("queue:kiln-jobs"));
+        keyed.Demand(job, ApiScope.Api);
+        Assert.Equal("queue:kiln-jobs", job.Features.Get<ApiCaller>()!.Id);
 
         var refused = new DefaultHttpContext();
         refused.Request.Headers.Authorization = "Bearer nope";
