@@ -32,17 +32,37 @@ public static class KilnApp
             || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("Functions__Worker__HostEndpoint"));
     }
 
-    public static async Task RunAsync(string[] args)
+    /// <summary>
+    /// Runs the app in the mode its arguments say until it stops. A setting that stops the start (a malformed value,
+    /// or no API key beyond loopback) is an <see cref="InvalidOperationException"/>: the host has logged it, and the
+    /// exit code is 2 with the message on stderr, as the gateway does.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args)
     {
-        if (IsStartedByFunctionsHost(args))
+        bool started = false;
+        try
         {
-            using var worker = CreateWorker(args);
-            await worker.RunAsync().ConfigureAwait(false);
+            if (IsStartedByFunctionsHost(args))
+            {
+                using var worker = CreateWorker(args);
+                await worker.StartAsync().ConfigureAwait(false);
+                started = true;
+                await worker.WaitForShutdownAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await using var app = CreateStandalone(args);
+                await app.StartAsync().ConfigureAwait(false);
+                started = true;
+                await app.WaitForShutdownAsync().ConfigureAwait(false);
+            }
+
+            return 0;
         }
-        else
+        catch (InvalidOperationException e) when (!started)
         {
-            await using var app = CreateStandalone(args);
-            await app.RunAsync().ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"kiln: error: {e.Message}").ConfigureAwait(false);
+            return 2;
         }
     }
 
@@ -52,6 +72,7 @@ public static class KilnApp
         var builder = FunctionsApplication.CreateBuilder(args);
         builder.ConfigureFunctionsWebApplication();
         builder.Services.AddKiln(builder.Configuration);
+        AccessGuard.Add(builder.Services, underFunctionsHost: true);
         return builder.Build();
     }
 
@@ -75,6 +96,7 @@ public static class KilnApp
         }
 
         builder.Services.AddKiln(builder.Configuration);
+        AccessGuard.Add(builder.Services, underFunctionsHost: false);
         if (!string.IsNullOrEmpty(builder.Configuration[JobOptions.ConnectionSetting]))
         {
             builder.Services.AddHostedService<QueuePoller>(); // no host to trigger queue jobs: poll the queue ourselves
@@ -87,8 +109,8 @@ public static class KilnApp
     }
 
     /// <summary>
-    /// Registers the engine host (loading in the background), the metrics, the handlers and the drain on stop, with
-    /// the host's shutdown timeout set from the drain timeout.
+    /// Registers the engine host (loading in the background), the metrics, the key check, the handlers and the drain
+    /// on stop, with the host's shutdown timeout set from the drain timeout.
     /// </summary>
     public static IServiceCollection AddKiln(this IServiceCollection services, IConfiguration configuration)
     {
@@ -101,6 +123,8 @@ public static class KilnApp
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<KilnMetrics>();
+        services.AddSingleton(AccessSettings.FromConfiguration(configuration));
+        services.AddSingleton<ApiAccess>();
         services.AddSingleton<ApiHandlers>();
         services.AddSingleton(JobOptions.FromConfiguration(configuration, AppContext.BaseDirectory));
         services.AddSingleton<JobRunner>();

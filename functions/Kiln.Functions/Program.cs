@@ -1,2 +1,2 @@
 // Started by the Functions host: an isolated worker. Started by hand (dotnet run): the same app on Kestrel.
-await Kiln.Functions.KilnApp.RunAsync(args).ConfigureAwait(false);
+return await Kiln.Functions.KilnApp.RunAsync(args).ConfigureAwait(false);

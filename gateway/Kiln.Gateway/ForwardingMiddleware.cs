@@ -8,7 +8,8 @@ namespace Kiln.Gateway;
 /// The app's routes (/api/...): buffer the body, pick a pod, forward with path and query unchanged and the response
 /// streamed back as it comes. With no routable pod the call is held until one is (bounded in count and time); a pod
 /// that refuses the connection or answers 503 before anything reached the client is set aside and the call routed
-/// again. The client's RequestAborted cancels the upstream call, wherever it is.
+/// again. The client's RequestAborted cancels the upstream call, wherever it is. The client's key is checked first
+/// (<see cref="GatewayAccess"/>) and forwarded unchanged in its Authorization header.
 /// </summary>
 public sealed partial class ForwardingMiddleware(
     RequestDelegate next,
@@ -17,6 +18,7 @@ public sealed partial class ForwardingMiddleware(
     Router router,
     PodDirectory directory,
     HeldRequests held,
+    GatewayAccess access,
     IOptions<GatewayOptions> options,
     TimeProvider time,
     ILogger<ForwardingMiddleware> log)
@@ -42,6 +44,12 @@ public sealed partial class ForwardingMiddleware(
         }
 
         var ct = context.RequestAborted;
+        if (!access.AdmitsApi(context))
+        {
+            await GatewayError.InvalidApiKey().WriteAsync(context.Response, ct).ConfigureAwait(false); // before the body is read or the call held
+            return;
+        }
+
         try
         {
             await ForwardAsync(context, ct).ConfigureAwait(false);

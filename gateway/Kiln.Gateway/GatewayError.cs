@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Kiln.Access;
 
 namespace Kiln.Gateway;
 
@@ -9,6 +10,13 @@ namespace Kiln.Gateway;
 /// </summary>
 public sealed record GatewayError(int StatusCode, string Message, string Type, string Code, int? RetryAfterSeconds = null)
 {
+    /// <summary>The WWW-Authenticate header of a 401, or null for none.</summary>
+    public string? Challenge { get; init; }
+
+    /// <summary>A missing or wrong key: the app's own 401 (Kiln.Access), so a client sees one answer wherever it was refused.</summary>
+    public static GatewayError InvalidApiKey() =>
+        new(StatusCodes.Status401Unauthorized, ApiKeyRejection.Message, ApiKeyRejection.Type, ApiKeyRejection.Code) { Challenge = ApiKeyRejection.Challenge };
+
     public static GatewayError QueueFull(int max) =>
         new(StatusCodes.Status503ServiceUnavailable, $"No model server is ready and the gateway already holds {max} calls; retry shortly.", "server_error", "gateway_queue_full", 5);
 
@@ -42,6 +50,11 @@ public sealed record GatewayError(int StatusCode, string Message, string Type, s
         if (RetryAfterSeconds is { } retry)
         {
             response.Headers.RetryAfter = retry.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (Challenge is { } challenge)
+        {
+            response.Headers.WWWAuthenticate = challenge;
         }
 
         await using (var w = new Utf8JsonWriter(response.BodyWriter))

@@ -6,7 +6,8 @@ namespace Kiln.Gateway;
 
 /// <summary>
 /// Builds the gateway: the forwarding middleware for /api/..., its own /healthz, /readyz and /gateway/stats, and
-/// the loops (discovery, pod stats, scaler reports). The listening address is ASP.NET's usual --urls /
+/// the loops (discovery, pod stats, scaler reports). With Gateway:ApiKeys set, everything but /healthz and /readyz
+/// needs one of them (<see cref="GatewayAccess"/>). The listening address is ASP.NET's usual --urls /
 /// ASPNETCORE_URLS; tests start it with <see cref="StartAsync"/> on 127.0.0.1:0 with their own clock.
 /// </summary>
 public static class GatewayHost
@@ -15,7 +16,7 @@ public static class GatewayHost
     public static WebApplication Build(string[] args, GatewayOptions? options = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(args);
-        options ??= builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
+        options ??= GatewayOptions.FromConfiguration(builder.Configuration);
         options.Validate();
         time ??= TimeProvider.System;
 
@@ -27,11 +28,15 @@ public static class GatewayHost
         // Passed explicitly, not registered as TimeProvider: the forwarder's own timeouts stay on the real clock.
         s.AddSingleton(sp => new HeldRequests(options.MaxHeldRequests));
         s.AddSingleton(_ => GatewayIdentity.From(options));
+        s.AddSingleton(new GatewayAccess(options));
         s.AddSingleton<PodDirectory>();
         s.AddSingleton<UpstreamClient>();
         s.AddSingleton(_ => new PrefixAffinity());
         s.AddSingleton(sp => new Router(sp.GetRequiredService<PodDirectory>(), sp.GetRequiredService<PrefixAffinity>(), options.BalancingMode(), options.AffinityMaxBacklogTokens, options.PrefixBlockChars));
-        s.AddSingleton(sp => new PodStatsReader(new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) }) { Timeout = TimeSpan.FromSeconds(2) }, sp.GetRequiredService<PodDirectory>()));
+        s.AddSingleton(sp => new PodStatsReader(
+            new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) }) { Timeout = TimeSpan.FromSeconds(2) },
+            sp.GetRequiredService<PodDirectory>(),
+            sp.GetRequiredService<GatewayAccess>().StatsKey));
         s.AddSingleton<IPodDiscovery>(_ => CreateDiscovery(options));
         s.AddSingleton(sp => new ScalerReporter(sp.GetRequiredService<IOptions<GatewayOptions>>(), sp.GetRequiredService<GatewayIdentity>(), sp.GetRequiredService<HeldRequests>(), time, sp.GetRequiredService<ILogger<ScalerReporter>>()));
         s.AddHostedService(sp => sp.GetRequiredService<ScalerReporter>());
@@ -46,7 +51,9 @@ public static class GatewayHost
         app.UseMiddleware<ForwardingMiddleware>(time);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", () => started ? Results.Text("ready") : Results.Text("starting", statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapGet("/gateway/stats", (HttpContext c, GatewayStats stats) => stats.WriteAsync(c));
+        app.MapGet("/gateway/stats", (HttpContext c, GatewayStats stats, GatewayAccess access) =>
+            access.AdmitsStats(c) ? stats.WriteAsync(c) : GatewayError.InvalidApiKey().WriteAsync(c.Response, c.RequestAborted));
+        app.Services.GetRequiredService<GatewayAccess>().LogMode(app.Logger);
         app.Services.GetRequiredService<IPodDiscovery>(); // a bad Kubernetes configuration fails the start, not the first call
         return app;
     }

@@ -49,6 +49,27 @@ public sealed class GatewayOptions
     /// <summary>A pod stays the home of its prefixes while its token load is under this.</summary>
     public long AffinityMaxBacklogTokens { get; set; } = 32768;
 
+    /// <summary>
+    /// The client keys the gateway admits (Kiln.Access: comma-separated here; the array form
+    /// <c>Gateway:ApiKeys:0</c> is read by <see cref="FromConfiguration"/>); empty = no check at the gateway.
+    /// </summary>
+    public string? ApiKeys { get; set; }
+
+    /// <summary>The key sent with the gateway's own reads of a pod's /api/stats (a metrics key); empty = the first of <see cref="ApiKeys"/>.</summary>
+    public string? StatsKey { get; set; }
+
+    /// <summary>The section <see cref="Section"/> of <paramref name="configuration"/>, with ApiKeys in either form.</summary>
+    public static GatewayOptions FromConfiguration(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        // The binder cannot put an array into a string property (it throws): bind everything else, read the keys apart.
+        var others = configuration.GetSection(Section).AsEnumerable(makePathsRelative: true)
+            .Where(kv => kv.Value is not null && !kv.Key.StartsWith(nameof(ApiKeys) + ConfigurationPath.KeyDelimiter, StringComparison.OrdinalIgnoreCase));
+        var options = new ConfigurationBuilder().AddInMemoryCollection(others).Build().Get<GatewayOptions>() ?? new GatewayOptions();
+        options.ApiKeys = string.Join(',', Kiln.Access.ApiKeySet.ReadKeys(configuration, $"{Section}:{nameof(ApiKeys)}"));
+        return options;
+    }
+
     /// <summary>The namespace in effect: the setting, else the service account's namespace file, else "default".</summary>
     public string EffectiveNamespace()
     {

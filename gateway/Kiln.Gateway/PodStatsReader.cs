@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Text.Json;
 using Kiln.Scaler.Contracts;
 
@@ -5,9 +6,10 @@ namespace Kiln.Gateway;
 
 /// <summary>
 /// Reads a pod's GET /api/stats (<see cref="PodStatsDocument"/>) into its <see cref="Pod"/> state and load. A pod
-/// that does not answer is <c>unreachable</c>, hence not routable, until a later read succeeds.
+/// that does not answer is <c>unreachable</c>, hence not routable, until a later read succeeds. With a key (the
+/// gateway's StatsKey) each read sends it as <c>Authorization: Bearer</c>: pods with keys refuse stats without one.
 /// </summary>
-public sealed class PodStatsReader(HttpClient http, PodDirectory directory)
+public sealed class PodStatsReader(HttpClient http, PodDirectory directory, string? key = null)
 {
     public async Task RefreshAsync(Pod pod, CancellationToken ct)
     {
@@ -17,7 +19,15 @@ public sealed class PodStatsReader(HttpClient http, PodDirectory directory)
         string state;
         try
         {
-            var stats = await http.GetFromJsonAsync<PodStatsDocument>(new Uri(pod.BaseUrl, "/api/stats"), JsonSerializerOptions.Web, ct).ConfigureAwait(false);
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(pod.BaseUrl, "/api/stats"));
+            if (key is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            }
+
+            using var response = await http.SendAsync(request, ct).ConfigureAwait(false);
+            response.EnsureSuccessStatusCode();
+            var stats = await response.Content.ReadFromJsonAsync<PodStatsDocument>(JsonSerializerOptions.Web, ct).ConfigureAwait(false);
             state = stats?.State ?? Pod.UnreachableState;
             if (stats is not null)
             {

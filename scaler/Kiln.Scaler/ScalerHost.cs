@@ -78,7 +78,7 @@ public static class ScalerHost
         builder.Services.AddSingleton<IClusterSource>(_ =>
             new KubernetesClusterSource(KubernetesClusterSource.CreateClient(options.KubernetesBaseUrl, options.OutboundTimeout)));
         builder.Services.AddSingleton<IPodStatsSource>(_ =>
-            new HttpPodStatsSource(new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }) { Timeout = options.OutboundTimeout }));
+            new HttpPodStatsSource(new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }) { Timeout = options.OutboundTimeout }, options.PodStatsKey));
         services?.Invoke(builder.Services);
 
         var app = builder.Build();

@@ -34,7 +34,7 @@ public static class LocalClusterCommand
         };
         await using var cluster = await LoopbackCluster.StartAsync(options, stop.Token);
         cluster.Events.Added += e => Console.WriteLine($"  {e.At:HH:mm:ss.fff} {e.Kind,-16} {e.Detail}");
-        Console.WriteLine($"Gateway (what clients call): {cluster.Gateway.Address}api/v1/chat/completions");
+        Console.WriteLine($"Gateway (what clients call): {cluster.Gateway.Address}api/v1/chat/completions, with Authorization: Bearer {options.ApiKey}");
         Console.WriteLine($"Scaler: gRPC {cluster.Scaler.GrpcAddress}, HTTP {cluster.Scaler.MetricsAddress}");
         Console.WriteLine($"Kubernetes API stand-in: {cluster.Kubernetes.BaseUrl}  (nodes: {string.Join(", ", options.Nodes.Select(n => $"{n.Name} {n.Gpus} GPUs"))}; TP {options.TpSize})");
         Console.WriteLine($"Storage (Azurite): queue {cluster.JobQueue}; pod logs in {options.LogDirectory}");

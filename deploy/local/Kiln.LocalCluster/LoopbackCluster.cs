@@ -24,6 +24,14 @@ public sealed record LoopbackClusterOptions
 
     public TimeSpan TerminationGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The API key clients send and the metrics key the scaler and the gateway read pod stats with, set as
+    /// deploy/*.yaml set them from the Secret kiln-api-keys (the pods are on loopback and would start without).
+    /// </summary>
+    public string ApiKey { get; init; } = $"local-{Guid.NewGuid():N}";
+
+    public string MetricsKey { get; init; } = $"local-metrics-{Guid.NewGuid():N}";
+
     /// <summary>Where each pod's output goes, one file per pod.</summary>
     public string LogDirectory { get; init; } = Path.Combine(Path.GetTempPath(), $"kiln-local-{Environment.ProcessId}");
 }
@@ -104,6 +112,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
                 ["Kiln__KvCacheBytes"] = "33554432",
                 ["Kiln__Threads"] = "1",
                 ["Kiln__DrainTimeoutSeconds"] = $"{Math.Max(1, (int)Options.TerminationGracePeriod.TotalSeconds - 10)}",
+                ["Kiln__ApiKeys"] = Options.ApiKey,
+                ["Kiln__MetricsKeys"] = Options.MetricsKey,
                 ["DOTNET_gcServer"] = "0",
             },
             Command = (ip, p) => [appDll, $"--urls=http://{ip}:{p}", .. Options.AppSettings.Select(s => "--" + s)],
@@ -122,6 +132,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
             ClusterRefreshMs = 200,
             StreamPollIntervalMs = 250,
             OutboundTimeoutMs = 5000,
+            PodStatsKey = Options.MetricsKey,
         }, cancellationToken: ct);
         _parts.Add(Scaler);
 
@@ -137,6 +148,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
             StatsIntervalMs = 250,
             ReportIntervalMs = 500,
             MaxHoldSeconds = 180,
+            ApiKeys = Options.ApiKey,
+            StatsKey = Options.MetricsKey,
         }, cancellationToken: ct);
         _parts.Add(Gateway);
 

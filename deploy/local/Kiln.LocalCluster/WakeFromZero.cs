@@ -22,12 +22,12 @@ public sealed record WakeFigures(TimeSpan KedaReaction, TimeSpan AppStart, TimeS
 /// <summary>The scenarios run against a <see cref="LoopbackCluster"/>: by the demo command and by the end-to-end tests.</summary>
 public static class Scenarios
 {
-    /// <summary>The official OpenAI SDK pointed at the gateway (no retries: what the gateway answers is what shows).</summary>
+    /// <summary>The official OpenAI SDK pointed at the gateway with the cluster's API key (no retries: what the gateway answers is what shows).</summary>
     public static OpenAIClient Client(LoopbackCluster cluster)
     {
         ArgumentNullException.ThrowIfNull(cluster);
         return new OpenAIClient(
-            new ApiKeyCredential("local"),
+            new ApiKeyCredential(cluster.Options.ApiKey),
             new OpenAIClientOptions { Endpoint = new Uri(cluster.Gateway.Address, "api/v1"), RetryPolicy = new ClientRetryPolicy(maxRetries: 0), NetworkTimeout = TimeSpan.FromMinutes(5) });
     }
 

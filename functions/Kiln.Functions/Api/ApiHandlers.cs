@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Kiln.Access;
 using Kiln.Functions.Hosting;
 using Kiln.Functions.OpenAi;
 using Kiln.Runtime.Engine;
@@ -12,9 +13,10 @@ namespace Kiln.Functions.Api;
 /// The endpoints' code, shared by the Functions triggers (worker mode) and the standalone Kestrel routes: each takes
 /// the request's <see cref="HttpContext"/> and writes the whole answer, streamed or not. No trigger holds logic.
 /// While the pod drains (<see cref="ShutdownDrain"/>) inference calls are refused with 503 draining and the calls
-/// already in flight are counted until they end; the probes and stats keep answering.
+/// already in flight are counted until they end; the probes and stats keep answering. Every endpoint but the probes
+/// checks the caller's key first (<see cref="ApiAccess"/>).
 /// </summary>
-public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ILogger<ApiHandlers> logger)
+public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, ShutdownDrain drain, ApiAccess access, ILogger<ApiHandlers> logger)
 {
     private readonly long _maxBodyBytes = model.Settings.MaxRequestBodyBytes;
 
@@ -67,6 +69,11 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     /// </summary>
     public Task StatsAsync(HttpContext context)
     {
+        if (access.Refuse(context, ApiScope.Stats) is { } refused)
+        {
+            return refused;
+        }
+
         var stats = model.Engine?.GetStats();
         return WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
@@ -96,6 +103,12 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     public async Task MetricsAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (access.Refuse(context, ApiScope.Stats) is { } refused)
+        {
+            await refused.ConfigureAwait(false);
+            return;
+        }
+
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await metrics.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
@@ -240,6 +253,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         ArgumentNullException.ThrowIfNull(context);
         try
         {
+            access.Demand(context, ApiScope.Api); // the key first: a refused caller learns nothing of the server's state
             await handle(context).ConfigureAwait(false);
         }
         catch (OpenAiException e)
@@ -295,11 +309,11 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     }
 
     /// <summary>
-    /// Who asks, for the engine's fair shares and per-caller bound: the API key's id once keys are checked, else the
-    /// client's address (queue jobs, which have none, are one caller).
+    /// Who asks, for the engine's fair shares and per-caller bound: the caller the access check set (an API key's id,
+    /// a client's address where no key is configured, <c>queue:name</c> for queue jobs).
     /// </summary>
     private static string CallerOf(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
+        (context.Features.Get<ApiCaller>() ?? ApiCaller.Anonymous(context.Connection.RemoteIpAddress)).Id;
 
     private static OpenAiException BodyError(BadHttpRequestException e) => e.StatusCode switch
     {

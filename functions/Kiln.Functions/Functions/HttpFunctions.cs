@@ -8,7 +8,10 @@ namespace Kiln.Functions.Functions;
 // Thin adapters: one class per endpoint, each handing the request's HttpContext to the shared handler. With ASP.NET
 // Core integration the handler writes (and streams) the response itself; the functions then return an EmptyResult,
 // which the worker executes as a no-op, keeping the usual http output binding in functions.metadata.
-// Anonymous: OpenAI clients authenticate with a bearer key, not a function key; put the API behind your gateway.
+// AuthorizationLevel.Anonymous on purpose: OpenAI clients send `Authorization: Bearer <key>`, never the host's
+// x-functions-key header or ?code=, so a Function or Admin level would make the host refuse every SDK call. The app
+// checks the bearer key itself, in the shared handlers, the same way standalone (Hosting/ApiAccess.cs, Kiln:ApiKeys);
+// under the host a key (or Kiln:AllowAnonymous=true) is required to start (Hosting/AccessGuard.cs).
 
 public sealed class ChatCompletionsFunction(ApiHandlers handlers)
 {

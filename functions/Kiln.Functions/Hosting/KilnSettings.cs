@@ -64,11 +64,12 @@ public sealed record KilnSettings
 
     /// <summary>
     /// Every key this record reads under section <see cref="Section"/>: its own and <see cref="EngineOptions"/>'
-    /// property names (bound by name). Manifests are checked against it (with <c>JobOptions.Keys</c>).
+    /// property names (bound by name), and <see cref="AccessSettings.Keys"/>. Manifests are checked against it (with
+    /// <c>JobOptions.Keys</c>).
     /// </summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
-        ModelKey, DeviceKey, DrainTimeoutKey, MaxRequestBodyBytesKey,
+        ModelKey, DeviceKey, DrainTimeoutKey, MaxRequestBodyBytesKey, .. AccessSettings.Keys,
         .. typeof(EngineOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name),
     ];
 

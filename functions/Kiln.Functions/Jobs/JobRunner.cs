@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Kiln.Access;
 using Kiln.Functions.Api;
 using Kiln.Functions.OpenAi;
 using Microsoft.AspNetCore.Http;
@@ -137,6 +138,7 @@ public sealed partial class JobRunner(ApiHandlers handlers, JobOptions options, 
         context.Request.Body = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(request));
         using var response = new MemoryStream();
         context.Response.Body = response;
+        context.Features.Set(new ApiCaller($"queue:{options.QueueName}")); // admitted: whoever could enqueue it holds the storage account
         if (firstToken is not null)
         {
             context.Features.Set(firstToken);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Kiln.Access;
 using Microsoft.AspNetCore.Http;
 
 namespace Kiln.Functions.OpenAi;
@@ -57,6 +58,9 @@ public sealed class OpenAiException : Exception
     /// <summary>Seconds for the Retry-After header, or null for none.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>The WWW-Authenticate header of a 401, or null for none.</summary>
+    public string? Challenge { get; init; }
+
     public static OpenAiException BadRequest(string message, string? param = null, string? code = null) =>
         new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
 
@@ -78,6 +82,14 @@ public sealed class OpenAiException : Exception
         {
             RetryAfterSeconds = DrainingRetryAfterSeconds,
         };
+
+    /// <summary>A missing or wrong API key (the body is shared with the gateway's: Kiln.Access).</summary>
+    public static OpenAiException InvalidApiKey() =>
+        new(StatusCodes.Status401Unauthorized, ApiKeyRejection.Message, ApiKeyRejection.Type, null, ApiKeyRejection.Code) { Challenge = ApiKeyRejection.Challenge };
+
+    /// <summary>A valid key that may not do this (a metrics key calling the API).</summary>
+    public static OpenAiException Forbidden() =>
+        new(StatusCodes.Status403Forbidden, ApiKeyRejection.ForbiddenMessage, ApiKeyRejection.Type, null, ApiKeyRejection.ForbiddenCode);
 
     /// <summary>The error body as OpenAI writes it.</summary>
     public void WriteBody(Utf8JsonWriter writer)
@@ -107,6 +119,11 @@ public sealed class OpenAiException : Exception
         if (RetryAfterSeconds is int seconds)
         {
             response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (Challenge is { } challenge)
+        {
+            response.Headers.WWWAuthenticate = challenge;
         }
 
         await using (var writer = new Utf8JsonWriter(response.BodyWriter, OpenAiJson.WriterOptions))

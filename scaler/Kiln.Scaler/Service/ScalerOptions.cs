@@ -40,6 +40,12 @@ public sealed class ScalerOptions
 
     public string? TlsKeyPath { get; set; }
 
+    /// <summary>
+    /// Sent as <c>Authorization: Bearer</c> with every read of a pod's /api/stats: one of the app's
+    /// <c>Kiln:MetricsKeys</c> (or API keys). Empty = no header, for pods without keys.
+    /// </summary>
+    public string? PodStatsKey { get; set; }
+
     public string? TlsCertificatePassword { get; set; }
 
     internal TimeSpan OutboundTimeout => TimeSpan.FromMilliseconds(OutboundTimeoutMs);

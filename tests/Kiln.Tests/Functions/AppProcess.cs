@@ -99,6 +99,49 @@ public sealed partial class AppProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs the built app with <paramref name="arguments"/> as they are (no fixed ones) until it exits by itself, for
+    /// starts that must fail: its exit code and everything it printed. Skips where the app is not built.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        string? dir = StandInFunctionsHost.FindWorkerDirectory();
+        if (dir is null)
+        {
+            Assert.Skip("the app is not built (functions/Kiln.Functions/bin/<config>/net10.0): build the solution first");
+        }
+
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
+        {
+            WorkingDirectory = dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(dir, "Kiln.Functions.dll"));
+        foreach (string a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["ASPNETCORE_URLS"] = null;
+        psi.Environment["Functions__Worker__HostEndpoint"] = null;
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the app");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).WaitAsync(timeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"the app did not exit within {timeout}");
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
     /// <summary>SIGTERM, as the kubelet sends it when a pod is deleted (scale-down).</summary>
     public async Task TerminateAsync(CancellationToken cancellationToken)
     {

@@ -14,6 +14,7 @@ namespace Kiln.Tests.Functions;
 /// </summary>
 public sealed class HostConformanceTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>, IDisposable
 {
+    private const string ApiKey = "conformance-key";
     private readonly TempGguf _model = new(KilnServerFixture.ModelOptions);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -54,6 +55,11 @@ public sealed class HostConformanceTests(AzuriteFixture azurite) : IClassFixture
         Assert.Equal("data: [DONE]", events[^1]);
         Assert.True(events.Length > 2, body);
         Assert.Contains("chat.completion.chunk", events[0], StringComparison.Ordinal);
+
+        // The key is checked in this mode too: the host forwards the call, the worker refuses it.
+        (status, body) = await InvokeHttpAsync(host, http, "ChatCompletions", "api/v1/chat/completions", Chat(stream: false), key: "wrong-key");
+        Assert.Equal(401, status);
+        Assert.Contains("invalid_api_key", body, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -103,6 +109,7 @@ public sealed class HostConformanceTests(AzuriteFixture azurite) : IClassFixture
         }
 
         settings["Kiln__Model"] = _model.Path;
+        settings["Kiln__ApiKeys"] = ApiKey; // under the host the worker must have a key (or Kiln__AllowAnonymous)
         settings["Kiln__KvCacheBytes"] = "33554432";
         settings["Kiln__Threads"] = "2";
         settings["Kiln__JobQueue"] = "kiln-jobs";
@@ -135,12 +142,17 @@ public sealed class HostConformanceTests(AzuriteFixture azurite) : IClassFixture
     }
 
     /// <summary>What the host does for an HTTP trigger: forward the request with x-ms-invocation-id, and invoke.</summary>
-    private static async Task<(int Status, string Body)> InvokeHttpAsync(StandInFunctionsHost host, HttpClient http, string function, string path, string json)
+    private static async Task<(int Status, string Body)> InvokeHttpAsync(StandInFunctionsHost host, HttpClient http, string function, string path, string json, string? key = ApiKey)
     {
         string invocationId = Guid.NewGuid().ToString();
         var url = new Uri(host.HttpUri, path);
         using var message = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
         message.Headers.Add("x-ms-invocation-id", invocationId);
+        if (key is not null)
+        {
+            message.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        }
+
         var sent = http.SendAsync(message, HttpCompletionOption.ResponseContentRead, Ct);
 
         var request = new InvocationRequest { InvocationId = invocationId, FunctionId = host.FunctionIds[function] };

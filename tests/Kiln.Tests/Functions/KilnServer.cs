@@ -53,14 +53,23 @@ public sealed class KilnServer : IAsyncDisposable
 
         args.AddRange((settings ?? []).Select(s => "--" + s));
         var app = KilnApp.CreateStandalone([.. args], configure);
-        await app.StartAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            await app.StartAsync(TestContext.Current.CancellationToken);
+        }
+        catch
+        {
+            await app.DisposeAsync(); // a refused start (a bad setting) leaves nothing bound behind
+            throw;
+        }
+
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new KilnServer(app, new Uri(address.TrimEnd('/') + "/"));
     }
 
-    /// <summary>The official SDK pointed at the app; no retries, so a 429 shows as it is.</summary>
-    public OpenAIClient OpenAi() => new(
-        new ApiKeyCredential("kiln-test-key"),
+    /// <summary>The official SDK pointed at the app, with <paramref name="key"/> as its API key; no retries, so a 429 shows as it is.</summary>
+    public OpenAIClient OpenAi(string key = "kiln-test-key") => new(
+        new ApiKeyCredential(key),
         new OpenAIClientOptions { Endpoint = new Uri(Root, "api/v1"), RetryPolicy = new ClientRetryPolicy(maxRetries: 0), NetworkTimeout = TimeSpan.FromMinutes(2) });
 
     public async Task WaitUntilLoadedAsync() => await Model.Loaded.WaitAsync(TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken);

@@ -32,6 +32,12 @@ public sealed class FakePod : IAsyncDisposable
     public long Backlog { get; set; }
     public ConcurrentQueue<string> Calls { get; } = new();
 
+    /// <summary>The Authorization header of each app-route call, in order ("" for none).</summary>
+    public ConcurrentQueue<string> CallAuthorizations { get; } = new();
+
+    /// <summary>The Authorization header of each /api/stats read, in order ("" for none).</summary>
+    public ConcurrentQueue<string> StatsAuthorizations { get; } = new();
+
     /// <summary>Completes when a call's RequestAborted fires (the gateway cancelled it upstream).</summary>
     public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -47,10 +53,15 @@ public sealed class FakePod : IAsyncDisposable
         var app = builder.Build();
         FakePod? self = null;
         app.MapGet("/api/ready", (HttpContext c) => Results.StatusCode(self!.State == "ready" ? 200 : 503));
-        app.MapGet("/api/stats", () => Results.Json(new { state = self!.State, tokenBacklog = self.Backlog, waitingRequests = 0 }));
+        app.MapGet("/api/stats", (HttpContext c) =>
+        {
+            self!.StatsAuthorizations.Enqueue(c.Request.Headers.Authorization.ToString());
+            return Results.Json(new { state = self.State, tokenBacklog = self.Backlog, waitingRequests = 0 });
+        });
         app.Map("/api/{**rest}", async (HttpContext c) =>
         {
             self!.Calls.Enqueue(c.Request.Path + c.Request.QueryString);
+            self.CallAuthorizations.Enqueue(c.Request.Headers.Authorization.ToString());
             using var registration = c.RequestAborted.Register(() => self.Aborted.TrySetResult());
             if (self.Handler is { } handler)
             {

@@ -109,7 +109,27 @@ public sealed class DeployKustomizeTests
     }
 
     [Fact]
-    public void ConnectionFromEnv_IsTheTargetsVariable_AndTheScalerHoldsNoSecret()
+    public void TheKeys_ComeFromOneSecret_ApiKeysToTheAppAndGateway_TheMetricsKeyToEveryStatsReader()
+    {
+        var all = DeployManifests.LoadAll();
+        (string Secret, string Key) From(string deployment, string variable) =>
+            DeployManifests.One<V1Deployment>(all, deployment).Spec.Template.Spec.Containers.SelectMany(c => c.Env ?? []).Single(e => e.Name == variable)
+                .ValueFrom.SecretKeyRef is { } r ? (r.Name, r.Key) : ("", "");
+
+        Assert.Equal(("kiln-api-keys", "api-keys"), From("kiln-llama", $"Kiln__{AccessSettings.ApiKeysKey}"));
+        Assert.Equal(("kiln-api-keys", "api-keys"), From("kiln-gateway", $"Gateway__{nameof(GatewayOptions.ApiKeys)}"));
+        Assert.Equal(("kiln-api-keys", "metrics-key"), From("kiln-llama", $"Kiln__{AccessSettings.MetricsKeysKey}"));
+        Assert.Equal(("kiln-api-keys", "metrics-key"), From("kiln-gateway", $"Gateway__{nameof(GatewayOptions.StatsKey)}"));
+        Assert.Equal(("kiln-api-keys", "metrics-key"), From("kiln-scaler", $"Scaler__{nameof(ScalerOptions.PodStatsKey)}"));
+
+        // The app listens beyond loopback, so it needs those keys to start at all, and never runs anonymous here.
+        var app = DeployManifests.One<V1Deployment>(all, "kiln-llama").Spec.Template.Spec.Containers.Single();
+        Assert.Contains(app.Command, a => a.StartsWith("--urls=", StringComparison.Ordinal) && LoopbackUrls.Beyond([a["--urls=".Length..]]).Count > 0);
+        Assert.DoesNotContain(DeployManifests.Containers(all).SelectMany(c => c.Container.Env ?? []), e => e.Name.EndsWith("__" + AccessSettings.AllowAnonymousKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ConnectionFromEnv_IsTheTargetsVariable_AndTheScalerHoldsNoStorageSecret()
     {
         var all = DeployManifests.LoadAll();
         var so = all.OfType<ScaledObjectManifest>().Single();
@@ -119,10 +139,11 @@ public sealed class DeployKustomizeTests
         Assert.Equal("kiln-storage", defined.ValueFrom.SecretKeyRef.Name);
         Assert.Equal(JobOptions.ConnectionSetting, variable); // the app's own setting, which it reads for the queue
 
+        // Its one secret is the metrics key (reads pod stats, runs nothing): no storage connection, no API key.
         var scaler = DeployManifests.One<V1Deployment>(all, "kiln-scaler").Spec.Template.Spec;
         Assert.All(scaler.Containers, c =>
         {
-            Assert.DoesNotContain(c.Env ?? [], e => e.ValueFrom?.SecretKeyRef is not null);
+            Assert.All((c.Env ?? []).Where(e => e.ValueFrom?.SecretKeyRef is not null), e => Assert.Equal(("kiln-api-keys", "metrics-key"), (e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)));
             Assert.DoesNotContain(c.EnvFrom ?? [], e => e.SecretRef is not null);
         });
         Assert.DoesNotContain(scaler.Volumes ?? [], v => v.Secret is not null);

@@ -30,6 +30,12 @@ public sealed class FakePodStats : IAsyncDisposable
     public int Port { get; }
     public ConcurrentDictionary<string, PodStatsDocument> ByIp { get; } = new();
 
+    /// <summary>When set, reads without <c>Authorization: Bearer</c> and this key get 401, as a keyed app answers.</summary>
+    public string? RequiredKey { get; set; }
+
+    /// <summary>The Authorization header of each read ("" for none).</summary>
+    public ConcurrentQueue<string> Authorizations { get; } = new();
+
     public static readonly string[] Ips = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 
     public static async Task<FakePodStats> StartAsync()
@@ -51,7 +57,16 @@ public sealed class FakePodStats : IAsyncDisposable
         var app = builder.Build();
         FakePodStats? self = null;
         app.MapGet("/api/stats", (HttpContext c) =>
-            self!.ByIp.TryGetValue(c.Connection.LocalIpAddress!.ToString(), out var s) ? Results.Json(s) : Results.NotFound());
+        {
+            string authorization = c.Request.Headers.Authorization.ToString();
+            self!.Authorizations.Enqueue(authorization);
+            if (self.RequiredKey is { } key && authorization != "Bearer " + key)
+            {
+                return Results.Unauthorized();
+            }
+
+            return self.ByIp.TryGetValue(c.Connection.LocalIpAddress!.ToString(), out var s) ? Results.Json(s) : Results.NotFound();
+        });
         await app.StartAsync();
         self = new FakePodStats(app, port);
         return self;
