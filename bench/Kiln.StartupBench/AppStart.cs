@@ -86,9 +86,10 @@ internal static class AppStart
 
             double ready = clock.Elapsed.TotalSeconds;
             long residentAtReady = ProcessMemory.ResidentBytes(process.Id);
-            double firstToken = await FirstTokenAsync(http, modelId, options.MaxTokens, clock);
+            double cpuAtReady = ProcessMemory.CpuSeconds(process.Id);
+            var (firstToken, cpuAtFirstToken) = await FirstTokenAsync(http, modelId, options.MaxTokens, clock, process.Id);
             long residentAfter = ProcessMemory.ResidentBytes(process.Id);
-            return new StartupSample(firstAnswer!.Value, log.LoadBegun, log.LoadDone, ready, firstToken, residentAtReady, residentAfter);
+            return new StartupSample(firstAnswer!.Value, log.LoadBegun, log.LoadDone, ready, firstToken, cpuAtReady, cpuAtFirstToken, residentAtReady, residentAfter);
         }
         finally
         {
@@ -96,8 +97,8 @@ internal static class AppStart
         }
     }
 
-    /// <summary>Streams a chat completion to its end; the time of the first chunk that carries text.</summary>
-    private static async Task<double> FirstTokenAsync(HttpClient http, string modelId, int maxTokens, Stopwatch clock)
+    /// <summary>Streams a chat completion to its end; the time of the first chunk that carries text, and the app's CPU seconds then.</summary>
+    private static async Task<(double Seconds, double Cpu)> FirstTokenAsync(HttpClient http, string modelId, int maxTokens, Stopwatch clock, int pid)
     {
         var call = new
         {
@@ -116,15 +117,26 @@ internal static class AppStart
 
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(), Encoding.UTF8);
         double? first = null;
+        double cpu = 0;
         while (await reader.ReadLineAsync() is { } line)
         {
-            if (first is null && line.StartsWith("data: {", StringComparison.Ordinal) && line.Contains("\"content\":\"", StringComparison.Ordinal))
+            if (first is null && line.StartsWith("data: {", StringComparison.Ordinal) && HasText(line["data: ".Length..]))
             {
                 first = clock.Elapsed.TotalSeconds;
+                cpu = ProcessMemory.CpuSeconds(pid);
             }
         }
 
-        return first ?? throw new InvalidOperationException("the stream carried no token");
+        return first is { } seconds ? (seconds, cpu) : throw new InvalidOperationException("the stream carried no token");
+    }
+
+    /// <summary>A chunk whose delta has text: the first chunk names only the role, with empty content.</summary>
+    private static bool HasText(string json)
+    {
+        using var chunk = JsonDocument.Parse(json);
+        return chunk.RootElement.GetProperty("choices") is { ValueKind: JsonValueKind.Array } choices
+            && choices.EnumerateArray().Any(c => c.TryGetProperty("delta", out var delta) && delta.TryGetProperty("content", out var content)
+                && content.GetString() is { Length: > 0 });
     }
 
     /// <summary>SIGTERM as the kubelet sends it (the app drains, nothing is running), then a kill if it lingers.</summary>

@@ -38,7 +38,7 @@ static async Task<int> RunAsync(StartupOptions options)
         {
             var sample = await AppStart.RunAsync(app, path, options);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{name} run {i + 1}: ready {sample.Ready:F2} s, first token {sample.FirstToken:F2} s, RSS {sample.ResidentAtReady / 1e6:F0} / {sample.ResidentAfterCall / 1e6:F0} MB"));
+                $"{name} run {i + 1}: ready {sample.Ready:F2} s, first token {sample.FirstToken:F2} s, CPU {sample.CpuAtReady:F2} / {sample.CpuAtFirstToken:F2} s, RSS {sample.ResidentAtReady / 1e6:F0} / {sample.ResidentAfterCall / 1e6:F0} MB"));
             runs.Add(sample);
         }
 

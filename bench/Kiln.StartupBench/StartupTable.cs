@@ -9,8 +9,8 @@ internal static class StartupTable
     public static string Format(IReadOnlyList<(string Model, IReadOnlyList<StartupSample> Runs)> results)
     {
         var s = new StringBuilder();
-        s.AppendLine("| model | runs | host answers s | load begins s | load done s | ready s | first token s | RSS at ready MB | RSS after call MB |");
-        s.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        s.AppendLine("| model | runs | host answers s | load begins s | load done s | ready s | first token s | CPU s at ready | CPU s at first token | RSS at ready MB | RSS after call MB |");
+        s.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var (model, runs) in results)
         {
             s.Append(CultureInfo.InvariantCulture, $"| {model} | {runs.Count} | ")
@@ -19,6 +19,8 @@ internal static class StartupTable
                 .Append(Seconds(runs.Where(r => r.LoadDone is not null).Select(r => r.LoadDone!.Value))).Append(" | ")
                 .Append(Seconds(runs.Select(r => r.Ready))).Append(" | ")
                 .Append(Seconds(runs.Select(r => r.FirstToken))).Append(" | ")
+                .Append(runs.Any(r => r.CpuAtReady < 0) ? "-" : Seconds(runs.Select(r => r.CpuAtReady))).Append(" | ")
+                .Append(runs.Any(r => r.CpuAtFirstToken < 0) ? "-" : Seconds(runs.Select(r => r.CpuAtFirstToken))).Append(" | ")
                 .Append(Megabytes(runs.Select(r => r.ResidentAtReady))).Append(" | ")
                 .Append(Megabytes(runs.Select(r => r.ResidentAfterCall))).AppendLine(" |");
         }

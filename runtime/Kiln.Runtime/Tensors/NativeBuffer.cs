@@ -37,8 +37,8 @@ public sealed unsafe class NativeBuffer : IDisposable
 
     /// <summary>
     /// Zeroed memory committed page by page as it is first written, not at allocation: the KV pool, sized for the most
-    /// the running sequences can hold, costs resident memory only for the blocks used so far. Pages never written read
-    /// as zero, as the eager constructor's memory does.
+    /// the running sequences can hold, costs resident memory only for the blocks used so far, and weights about to be
+    /// filled are not cleared first. Pages never written read as zero, as the eager constructor's memory does.
     /// </summary>
     public static NativeBuffer ZeroedOnDemand(long bytes) => new(bytes, onDemand: true);
 
