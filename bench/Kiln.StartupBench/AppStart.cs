@@ -85,10 +85,10 @@ internal static class AppStart
             }
 
             double ready = clock.Elapsed.TotalSeconds;
-            long residentAtReady = ProcessMemory.ResidentBytes(process.Id);
-            double cpuAtReady = ProcessMemory.CpuSeconds(process.Id);
+            long residentAtReady = ProcessCounters.ResidentBytes(process.Id);
+            double cpuAtReady = ProcessCounters.CpuSeconds(process.Id);
             var (firstToken, cpuAtFirstToken) = await FirstTokenAsync(http, modelId, options.MaxTokens, clock, process.Id);
-            long residentAfter = ProcessMemory.ResidentBytes(process.Id);
+            long residentAfter = ProcessCounters.ResidentBytes(process.Id);
             return new StartupSample(firstAnswer!.Value, log.LoadBegun, log.LoadDone, ready, firstToken, cpuAtReady, cpuAtFirstToken, residentAtReady, residentAfter);
         }
         finally
@@ -123,7 +123,7 @@ internal static class AppStart
             if (first is null && line.StartsWith("data: {", StringComparison.Ordinal) && HasText(line["data: ".Length..]))
             {
                 first = clock.Elapsed.TotalSeconds;
-                cpu = ProcessMemory.CpuSeconds(pid);
+                cpu = ProcessCounters.CpuSeconds(pid);
             }
         }
 

@@ -57,6 +57,11 @@ static async Task<int> RunAsync(StartupOptions options)
 static void Publish(string root, string output, IReadOnlyList<string> extra)
 {
     var started = Stopwatch.StartNew();
+    if (Directory.Exists(output))
+    {
+        Directory.Delete(output, recursive: true); // no file of an earlier publish (other settings) is left to run
+    }
+
     var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = root, UseShellExecute = false };
     foreach (string a in new[] { "publish", Path.Combine("functions", "Kiln.Functions"), "-c", "Release", "-o", output, "-v", "quiet", "-nologo" }.Concat(extra))
     {

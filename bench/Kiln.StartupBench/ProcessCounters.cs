@@ -2,8 +2,8 @@ using System.Globalization;
 
 namespace Kiln.StartupBench;
 
-/// <summary>A process's resident memory (VmRSS: anonymous and file-backed pages) and CPU time, as Linux counts them.</summary>
-internal static class ProcessMemory
+/// <summary>What Linux counts for a process: its resident memory (VmRSS: anonymous and file-backed pages) and CPU time.</summary>
+internal static class ProcessCounters
 {
     /// <summary>
     /// User plus system CPU seconds the process has used, or -1 off Linux: on a shared machine a start's CPU time moves
