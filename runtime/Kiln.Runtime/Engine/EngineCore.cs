@@ -54,13 +54,19 @@ internal sealed class EngineCore : IDisposable
         long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? IModelRunner.HostKvBlockBytes(config, options.BlockSize);
         long available = runner?.KvMemoryAvailable ?? IModelRunner.HostMemoryAvailable;
         long budget = options.KvCacheBytes ?? (long)(available * options.KvCacheMemoryFraction);
-        int blockCount = (int)Math.Min(int.MaxValue / 2, budget / blockBytes);
+        int requestedLength = options.MaxModelLength > 0 ? Math.Min(options.MaxModelLength, config.MaxPositions) : config.MaxPositions;
+
+        // Unless sized in bytes, the pool holds what the running sequences can hold at most, every one at full length,
+        // capped by the memory share: a block beyond that is never in use, and no margin is added because free blocks
+        // already keep the prefix cache and copy-on-write only replaces a shared block in a sequence's own table.
+        long usable = (long)options.MaxSequences * ((requestedLength + options.BlockSize - 1) / options.BlockSize);
+        long fitting = budget / blockBytes;
+        int blockCount = (int)Math.Min(int.MaxValue / 2, options.KvCacheBytes is null ? Math.Min(usable, fitting) : fitting);
         if (blockCount < 1)
         {
             throw new ArgumentException($"a KV pool of {budget} bytes holds no block of {blockBytes} bytes");
         }
 
-        int requestedLength = options.MaxModelLength > 0 ? Math.Min(options.MaxModelLength, config.MaxPositions) : config.MaxPositions;
         MaxModelLength = (int)Math.Min(requestedLength, (long)blockCount * options.BlockSize);
         int blocksPerSequence = (MaxModelLength + options.BlockSize - 1) / options.BlockSize;
 

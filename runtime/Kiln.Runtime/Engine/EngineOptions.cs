@@ -6,9 +6,13 @@ public sealed record EngineOptions
     /// <summary>Tokens per KV block.</summary>
     public int BlockSize { get; init; } = 16;
 
-    /// <summary>KV pool size in bytes; when null, <see cref="KvCacheMemoryFraction"/> of the memory available to the process.</summary>
+    /// <summary>
+    /// KV pool size in bytes; when null, blocks for <see cref="MaxSequences"/> sequences of the full context length,
+    /// at most <see cref="KvCacheMemoryFraction"/> of the memory available (the process's, or the GPU's free memory).
+    /// </summary>
     public long? KvCacheBytes { get; init; }
 
+    /// <summary>The cap on a pool not sized in bytes, as a share of the memory available.</summary>
     public double KvCacheMemoryFraction { get; init; } = 0.25;
 
     /// <summary>Token budget of one step (vLLM's max_num_batched_tokens): decodes plus prefill chunks.</summary>

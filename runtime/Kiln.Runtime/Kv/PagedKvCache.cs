@@ -25,8 +25,10 @@ public sealed unsafe class PagedKvCache : IKvCache, IPagedKvCache
         BlockSize = blockSize;
         _layerStride = (long)blockSize * kvDim;
         _blockStride = layerCount * _layerStride;
-        _keys = new NativeBuffer(blockCount * _blockStride * sizeof(float));
-        _values = new NativeBuffer(blockCount * _blockStride * sizeof(float));
+        // Committed as blocks are first written, so a pool sized for full load costs at start only its address space.
+        // Attention reads positions 0..p of its own sequence, all written before; a page never written reads zero.
+        _keys = NativeBuffer.ZeroedOnDemand(blockCount * _blockStride * sizeof(float));
+        _values = NativeBuffer.ZeroedOnDemand(blockCount * _blockStride * sizeof(float));
         _tables = new int[maxSequences * maxBlocksPerSequence];
         MaxBlocksPerSequence = maxBlocksPerSequence;
     }
