@@ -3,6 +3,7 @@ using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Sampling;
+using Kiln.Runtime.Synthetic;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Kiln.Tests.Engine;
@@ -136,6 +137,57 @@ public sealed class AdmissionTests(EngineTestModel fixture) : IClassFixture<Engi
         int[] order = [.. prefills];
         Assert.Equal(5, order.Length);
         Assert.True(once.PromptTokenIds![0] == order[1], $"prefill order {string.Join(' ', order)}; the single caller's starts with {once.PromptTokenIds[0]}"); // right after the flood's first, which was already running
+    }
+
+    [Fact]
+    public async Task CallerWhoAsksOnce_WaitsAtMostOneRequestsSteps_BehindTwoAbusersWholeCalls()
+    {
+        // 64 slots full with two abusers: 128 prompts of one call, and two calls of n = 64, 16 tokens each. A third
+        // caller's request arrives among them: it must start within one abusive request's 16 steps (plus its own).
+        // Its prompt starts with a byte token, which no other prompt has (EngineTestModel.Prompt draws above them).
+        int steps = 0;
+        int politeStart = -1;
+        int[] politePrompt = [SyntheticVocabulary.FirstByteToken + 65, .. EngineTestModel.Prompt(99, 7)];
+        using var engine = Engine(maxSequences: 64, maxWaiting: 256, observe: b =>
+        {
+            int step = Interlocked.Increment(ref steps);
+            for (int i = 0, offset = 0; i < b.SequenceCount; offset += b.QueryLengths[i], i++)
+            {
+                if (b.Positions[offset] == 0 && b.TokenIds[offset] == politePrompt[0] && politeStart < 0)
+                {
+                    politeStart = step;
+                }
+            }
+        });
+
+        var runs = new List<Task<Completion>>();
+        var prompts = engine.SubmitAll([.. Enumerable.Range(0, 128).Select(i => Request(i, maxTokens: 16, caller: "prompts"))], Ct);
+        runs.AddRange(prompts.Select(Drain));
+        runs.Add(EngineTestModel.RunAsync(engine, Request(200, n: 64, maxTokens: 16, caller: "samples"), Ct));
+        runs.Add(EngineTestModel.RunAsync(engine, Request(201, n: 64, maxTokens: 16, caller: "samples"), Ct));
+        await WaitUntil(() => Volatile.Read(ref steps) >= 20); // the engine is full and busy
+        int arrived = Volatile.Read(ref steps);
+        var polite = EngineTestModel.RunAsync(engine, new GenerationRequest
+        {
+            PromptTokenIds = politePrompt,
+            Sampling = new SamplingParams { Temperature = 0, MaxTokens = 4, IgnoreEos = true },
+            Caller = "polite",
+        }, Ct);
+        await Task.WhenAll([.. runs, polite]);
+
+        Assert.True(politeStart > arrived, $"the polite request was seen at step {politeStart}, before it arrived at {arrived}");
+        Assert.True(politeStart - arrived <= 16 + 2, $"the polite request arrived at step {arrived} and started at step {politeStart} of {steps}");
+    }
+
+    private static async Task<Completion> Drain(IAsyncEnumerable<TokenEvent> stream)
+    {
+        var completion = new Completion(1);
+        await foreach (var e in stream)
+        {
+            completion.Usage ??= e.Usage;
+        }
+
+        return completion;
     }
 
     [Fact]
