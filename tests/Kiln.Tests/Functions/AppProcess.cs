@@ -37,6 +37,25 @@ public sealed partial class AppProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The built app (<c>dotnet Kiln.Functions.dll</c> in its directory) with <paramref name="arguments"/>, output captured.</summary>
+    private static ProcessStartInfo StartInfo(string dir, IEnumerable<string> arguments)
+    {
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
+        {
+            WorkingDirectory = dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(dir, "Kiln.Functions.dll"));
+        foreach (string a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        return psi;
+    }
+
     /// <summary>Starts the app and waits for its address; skips where the app is not built.</summary>
     public static async Task<AppProcess> StartAsync(IEnumerable<string> settings, CancellationToken cancellationToken)
     {
@@ -46,18 +65,7 @@ public sealed partial class AppProcess : IAsyncDisposable
             Assert.Skip("the app is not built (functions/Kiln.Functions/bin/<config>/net10.0): build the solution first");
         }
 
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
-        {
-            WorkingDirectory = dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(dir, "Kiln.Functions.dll"));
-        foreach (string a in FixedArguments.Concat(settings.Select(s => "--" + s)))
-        {
-            psi.ArgumentList.Add(a);
-        }
+        var psi = StartInfo(dir, FixedArguments.Concat(settings.Select(s => "--" + s)));
 
         psi.Environment["ASPNETCORE_URLS"] = null;
         psi.Environment["Functions__Worker__HostEndpoint"] = null; // standalone, whatever the test runner's environment says
@@ -111,18 +119,7 @@ public sealed partial class AppProcess : IAsyncDisposable
             Assert.Skip("the app is not built (functions/Kiln.Functions/bin/<config>/net10.0): build the solution first");
         }
 
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet && File.Exists(dotnet) ? dotnet : "dotnet")
-        {
-            WorkingDirectory = dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(dir, "Kiln.Functions.dll"));
-        foreach (string a in arguments)
-        {
-            psi.ArgumentList.Add(a);
-        }
+        var psi = StartInfo(dir, arguments);
 
         psi.Environment["ASPNETCORE_URLS"] = null;
         psi.Environment["Functions__Worker__HostEndpoint"] = null;
