@@ -51,7 +51,7 @@ internal sealed class EngineCore : IDisposable
         _time = time;
         _stalledReaderTimeout = TimeSpan.FromSeconds(options.StalledReaderTimeoutSeconds);
         var config = model.Config;
-        long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? IModelRunner.HostKvBlockBytes(config, options.BlockSize);
+        long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? ModelRunners.CpuKvBlockBytes(config, options.TensorParallelSize, options.BlockSize);
         long available = runner?.KvMemoryAvailable ?? IModelRunner.HostMemoryAvailable;
         long budget = options.KvCacheBytes ?? (long)(available * options.KvCacheMemoryFraction);
         int requestedLength = options.MaxModelLength > 0 ? Math.Min(options.MaxModelLength, config.MaxPositions) : config.MaxPositions;

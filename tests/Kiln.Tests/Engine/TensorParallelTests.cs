@@ -10,12 +10,15 @@ namespace Kiln.Tests.Engine;
 public sealed class TensorParallelTests
 {
     [Theory]
-    [InlineData(Runtime.Formats.Gguf.GgmlType.F32)]
-    [InlineData(Runtime.Formats.Gguf.GgmlType.F16)]
-    [InlineData(Runtime.Formats.Gguf.GgmlType.Q8_0)]
-    public void LogitsAtEveryPosition_AgreeForTp1Tp2Tp4(Runtime.Formats.Gguf.GgmlType type)
+    [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 4)]
+    [InlineData(Runtime.Formats.Gguf.GgmlType.F16, 4)]
+    [InlineData(Runtime.Formats.Gguf.GgmlType.Q8_0, 4)]
+    [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 2)] // tp 4: each KV head replicated over 2 ranks
+    [InlineData(Runtime.Formats.Gguf.GgmlType.Q8_0, 2)]
+    [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 1)] // tp 2 and 4: the one KV head on every rank
+    public void LogitsAtEveryPosition_AgreeForTp1Tp2Tp4(Runtime.Formats.Gguf.GgmlType type, int kvHeads)
     {
-        using var file = new TempGguf(new RandomLlamaOptions { VocabSize = 300, Hidden = 128, Intermediate = 256, Layers = 2, Heads = 8, KvHeads = 4, Seed = 11, WeightType = type });
+        using var file = new TempGguf(new RandomLlamaOptions { VocabSize = 300, Hidden = 128, Intermediate = 256, Layers = 2, Heads = 8, KvHeads = kvHeads, Seed = 11, WeightType = type });
         using var model = ModelLoader.Load(file.Path);
         int[] prompt = EngineTestModel.Prompt(3, 40).Select(id => id % 300).ToArray();
 
@@ -35,7 +38,7 @@ public sealed class TensorParallelTests
                 worst = Math.Max(worst, Math.Abs(one[i] - sharded[i]));
             }
 
-            Assert.True(worst < 1e-4, $"tp {tp}: max |logit difference| {worst:E2} at {type}");
+            Assert.True(worst < 1e-4, $"tp {tp}: max |logit difference| {worst:E2} at {type}, {kvHeads} KV heads");
         }
     }
 
@@ -55,9 +58,11 @@ public sealed class TensorParallelTests
 
         var single = await Run(1);
         var pair = await Run(2);
+        var four = await Run(4); // the model has 2 KV heads: each is replicated over 2 of the 4 ranks
         for (int i = 0; i < requests.Length; i++)
         {
             Assert.Equal(single[i], pair[i]);
+            Assert.Equal(single[i], four[i]);
         }
     }
 
@@ -68,5 +73,11 @@ public sealed class TensorParallelTests
         using var model = ModelLoader.Load(file.Path);
         var error = Assert.Throws<ArgumentException>(() => new Generator(model, maxContext: 32, tensorParallelSize: 4));
         Assert.Contains("divide evenly", error.Message, StringComparison.Ordinal);
+
+        // 3 KV heads over 2 ranks: neither divides the other, so no rank's query heads would read one whole KV head.
+        using var odd = new TempGguf(new RandomLlamaOptions { VocabSize = 300, Hidden = 96, Intermediate = 192, Layers = 1, Heads = 12, KvHeads = 3, Seed = 1 });
+        using var oddModel = ModelLoader.Load(odd.Path);
+        var kvError = Assert.Throws<ArgumentException>(() => new Generator(oddModel, maxContext: 32, tensorParallelSize: 2));
+        Assert.Contains("KV heads (3)", kvError.Message, StringComparison.Ordinal);
     }
 }

@@ -48,6 +48,12 @@ public sealed class TensorParallelCpuRunner : IModelRunner
 
     public int TensorParallelSize { get; }
 
+    /// <summary>Every rank's keys and values together: more than one rank's worth of the model when KV heads are replicated.</summary>
+    public long KvBlockBytes(int blockSize) => BlockBytes(Config, TensorParallelSize, blockSize);
+
+    public static long BlockBytes(ModelConfig config, int ranks, int blockSize) =>
+        ranks * PagedKvCache.BlockBytes(config.LayerCount, WeightSharding.KvHeadsPerRank(config, ranks) * config.HeadDim, blockSize);
+
     public IPagedKvCache CreateKvCache(int blockCount, int blockSize, int maxSequences, int maxBlocksPerSequence) =>
         new ShardedKvCache<PagedKvCache>([.. _ranks.Select(r => (PagedKvCache)r.CreateKvCache(blockCount, blockSize, maxSequences, maxBlocksPerSequence))]);
 

@@ -7,31 +7,44 @@ namespace Kiln.Runtime.Cpu.TensorParallel;
 /// Splits a model over t ranks as Megatron-LM does: Q, K, V, gate and up are column-parallel (each rank keeps a
 /// contiguous range of output rows: its heads, its part of the MLP), so their shards are views into the original
 /// weights; O and down are row-parallel (each rank keeps the input columns matching its heads / MLP part), copied
-/// into per-rank memory in the stored type. Norms, the embedding and the classifier are shared.
+/// into per-rank memory in the stored type. Norms, the embedding and the classifier are shared. With more ranks than
+/// KV heads, each KV head is replicated over the ranks whose query heads read it, as vLLM does: every rank keeps one
+/// KV head (its K and V rows are views too), and the query heads and the MLP still split.
 /// </summary>
 internal static unsafe class WeightSharding
 {
     public static void Check(ModelConfig c, int ranks)
     {
-        if (c.HeadCount % ranks != 0 || c.KvHeadCount % ranks != 0 || c.IntermediateSize % ranks != 0)
+        bool kvSplits = c.KvHeadCount % ranks == 0 || ranks % c.KvHeadCount == 0;
+        if (c.HeadCount % ranks != 0 || !kvSplits || c.IntermediateSize % ranks != 0)
         {
-            throw new ArgumentException($"tensor parallelism {ranks} needs the attention heads ({c.HeadCount}), KV heads ({c.KvHeadCount}) and intermediate size ({c.IntermediateSize}) to divide evenly");
+            throw new ArgumentException(
+                $"tensor parallelism {ranks} needs the attention heads ({c.HeadCount}) and intermediate size ({c.IntermediateSize}) to divide evenly, " +
+                $"and the KV heads ({c.KvHeadCount}) to divide evenly or to divide {ranks} (each then replicated over {ranks} / {c.KvHeadCount} ranks)");
         }
     }
 
     public static ModelConfig RankConfig(ModelConfig c, int ranks) => c with
     {
         HeadCount = c.HeadCount / ranks,
-        KvHeadCount = c.KvHeadCount / ranks,
+        KvHeadCount = KvHeadsPerRank(c, ranks),
         IntermediateSize = c.IntermediateSize / ranks,
     };
+
+    /// <summary>A rank's KV heads: its share, or one replicated head when there are more ranks than KV heads.</summary>
+    public static int KvHeadsPerRank(ModelConfig c, int ranks) => c.KvHeadCount >= ranks ? c.KvHeadCount / ranks : 1;
+
+    /// <summary>The first KV head of <paramref name="rank"/>: where its share starts, or the head its query heads read.</summary>
+    public static int FirstKvHead(ModelConfig c, int rank, int ranks) =>
+        c.KvHeadCount >= ranks ? rank * (c.KvHeadCount / ranks) : rank / (ranks / c.KvHeadCount);
 
     public static ModelWeights Shard(ModelConfig c, ModelWeights full, int rank, int ranks)
     {
         var owners = new List<IDisposable>();
         var layers = new LayerWeights[full.Layers.Count];
         int q = c.QueryDim / ranks;
-        int kv = c.KvDim / ranks;
+        int kv = KvHeadsPerRank(c, ranks) * c.HeadDim;
+        int kvStart = FirstKvHead(c, rank, ranks) * c.HeadDim;
         int inter = c.IntermediateSize / ranks;
         for (int i = 0; i < layers.Length; i++)
         {
@@ -40,11 +53,11 @@ internal static unsafe class WeightSharding
             {
                 AttentionNorm = l.AttentionNorm,
                 Query = Rows(l.Query, rank * q, q),
-                Key = Rows(l.Key, rank * kv, kv),
-                Value = Rows(l.Value, rank * kv, kv),
+                Key = Rows(l.Key, kvStart, kv),
+                Value = Rows(l.Value, kvStart, kv),
                 QueryBias = l.QueryBias?[(rank * q)..((rank + 1) * q)],
-                KeyBias = l.KeyBias?[(rank * kv)..((rank + 1) * kv)],
-                ValueBias = l.ValueBias?[(rank * kv)..((rank + 1) * kv)],
+                KeyBias = l.KeyBias?[kvStart..(kvStart + kv)],
+                ValueBias = l.ValueBias?[kvStart..(kvStart + kv)],
                 Output = Columns(l.Output, rank * q, q, owners),
                 FeedForwardNorm = l.FeedForwardNorm,
                 Gate = Rows(l.Gate, rank * inter, inter),
