@@ -90,6 +90,28 @@ public abstract class ForwardChecks
     }
 
     [Fact]
+    public void TensorParallelBeyondTheKvHeads_ReplicatesThem_AndMatchesTheCpuBackend()
+    {
+        // One KV head over two devices: both ranks hold it (vLLM's replication), each with half the query heads.
+        TestDevice.RequireDevices(2);
+        using var model = TestDevice.RandomModel(Small with { KvHeads = 1, Seed = 78 });
+        using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
+        using var group = new TensorParallelCudaRunner(model, 2, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
+        using var cpuCache = cpu.CreateKvCache(8, 16, 2, 4);
+        using var groupCache = group.CreateKvCache(8, 16, 2, 4);
+        int[] tables = [3, 0, 0, 0, /* row 1 */ 4, 7, 0, 0];
+        cpuCache.Bind(tables, 4, 2);
+        groupCache.Bind(tables, 4, 2);
+        var random = new Random(10);
+        int Next() => random.Next(Small.VocabSize);
+        Compare(cpu, group, cpuCache, groupCache, [.. Enumerable.Range(0, 15).Select(_ => Next())], [.. Enumerable.Range(0, 6), .. Enumerable.Range(0, 9)], [0, 1], [6, 9]);
+        for (int step = 0; step < 3; step++)
+        {
+            Compare(cpu, group, cpuCache, groupCache, [Next(), Next()], [6 + step, 9 + step], [0, 1], [1, 1]);
+        }
+    }
+
+    [Fact]
     public void TensorParallelOverTwoDevices_MatchesTheCpuBackend()
     {
         TestDevice.RequireDevices(2);
