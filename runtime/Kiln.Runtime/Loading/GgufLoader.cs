@@ -6,7 +6,12 @@ using Kiln.Tokenization;
 
 namespace Kiln.Runtime.Loading;
 
-/// <summary>Loads a GGUF file of architecture <c>llama</c> with its embedded vocabulary.</summary>
+/// <summary>
+/// Loads a GGUF file of architecture <c>llama</c> (Llama, Mistral) or <c>qwen2</c> with its embedded vocabulary. The
+/// two share their tensor names; their metadata keys sit under the architecture's name, and they differ in the rotary
+/// layout: llama.cpp's converter permutes Llama's Q and K so that adjacent dimensions pair, and leaves Qwen2's as
+/// Hugging Face has them (llama.cpp's NEOX rope: dimension i pairs with i + d/2). Qwen2 has Q/K/V biases.
+/// </summary>
 public static class GgufLoader
 {
     public static LoadedModel Load(string path, IProgress<LoadProgress>? progress = null)
@@ -32,36 +37,35 @@ public static class GgufLoader
     public static ModelConfig ReadConfig(GgufFile file)
     {
         string arch = file.Require<string>("general.architecture");
-        if (arch != "llama")
+        if (arch is not ("llama" or "qwen2"))
         {
-            throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architecture 'llama')");
+            throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architectures 'llama' and 'qwen2')");
         }
 
-        int Int(string key) => Checked($"llama.{key}", file.Require<long>($"llama.{key}"));
+        int Int(string key) => Checked($"{arch}.{key}", file.Require<long>($"{arch}.{key}"));
         int Checked(string key, long value) => value is >= 0 and <= int.MaxValue
             ? (int)value
             : throw new ModelFormatException(file.Path, $"metadata key '{key}' = {value} is out of range");
         int hidden = Int("embedding_length");
         int heads = Int("attention.head_count");
-        int vocab = file.TryGet<long>("llama.vocab_size", out long v) ? Checked("llama.vocab_size", v)
+        int vocab = file.TryGet<long>($"{arch}.vocab_size", out long v) ? Checked($"{arch}.vocab_size", v)
             : file.TryGet<string[]>("tokenizer.ggml.tokens", out var tokens) ? tokens.Length
             : (int)file.Tensor("token_embd.weight").Dimensions[^1];
-        int headDim = file.TryGet<long>("llama.attention.key_length", out long kl) ? Checked("llama.attention.key_length", kl) : heads > 0 ? hidden / heads : 0;
+        int headDim = file.TryGet<long>($"{arch}.attention.key_length", out long kl) ? Checked($"{arch}.attention.key_length", kl) : heads > 0 ? hidden / heads : 0;
         var config = new ModelConfig
         {
-            Architecture = "llama",
+            Architecture = arch,
             VocabSize = vocab,
             HiddenSize = hidden,
             IntermediateSize = Int("feed_forward_length"),
             LayerCount = Int("block_count"),
             HeadCount = heads,
-            KvHeadCount = file.TryGet<long>("llama.attention.head_count_kv", out long kv) ? Checked("llama.attention.head_count_kv", kv) : heads,
+            KvHeadCount = file.TryGet<long>($"{arch}.attention.head_count_kv", out long kv) ? Checked($"{arch}.attention.head_count_kv", kv) : heads,
             HeadDim = headDim,
             MaxPositions = Int("context_length"),
-            RmsNormEps = file.TryGet<double>("llama.attention.layer_norm_rms_epsilon", out double eps) ? eps : 1e-5,
-            RopeTheta = file.TryGet<double>("llama.rope.freq_base", out double theta) ? theta : 10000,
-            // llama.cpp's converter permutes Q and K so that adjacent dimensions form the rotated pairs.
-            RopeLayout = RopeLayout.AdjacentPairs,
+            RmsNormEps = file.TryGet<double>($"{arch}.attention.layer_norm_rms_epsilon", out double eps) ? eps : 1e-5,
+            RopeTheta = file.TryGet<double>($"{arch}.rope.freq_base", out double theta) ? theta : 10000,
+            RopeLayout = arch == "llama" ? RopeLayout.AdjacentPairs : RopeLayout.HalfSplit,
             AttentionBias = file.Tensors.ContainsKey("blk.0.attn_q.bias"),
             TiedEmbeddings = !file.Tensors.ContainsKey("output.weight"),
         };

@@ -109,19 +109,20 @@ public static class RandomLlamaGguf
 
     private static void AddMetadata(GgufWriter w, RandomLlamaOptions o)
     {
-        w.Add("general.architecture", "llama");
+        string a = o.Architecture;
+        w.Add("general.architecture", a);
         w.Add("general.name", o.Name);
         w.Add("general.file_type", FileType(o.WeightType));
-        w.Add("llama.vocab_size", (uint)o.VocabSize);
-        w.Add("llama.context_length", (uint)o.ContextLength);
-        w.Add("llama.embedding_length", (uint)o.Hidden);
-        w.Add("llama.block_count", (uint)o.Layers);
-        w.Add("llama.feed_forward_length", (uint)o.Intermediate);
-        w.Add("llama.attention.head_count", (uint)o.Heads);
-        w.Add("llama.attention.head_count_kv", (uint)o.KvHeads);
-        w.Add("llama.attention.layer_norm_rms_epsilon", o.RmsEps);
-        w.Add("llama.rope.freq_base", o.RopeBase);
-        w.Add("llama.rope.dimension_count", (uint)o.HeadDim);
+        w.Add($"{a}.vocab_size", (uint)o.VocabSize);
+        w.Add($"{a}.context_length", (uint)o.ContextLength);
+        w.Add($"{a}.embedding_length", (uint)o.Hidden);
+        w.Add($"{a}.block_count", (uint)o.Layers);
+        w.Add($"{a}.feed_forward_length", (uint)o.Intermediate);
+        w.Add($"{a}.attention.head_count", (uint)o.Heads);
+        w.Add($"{a}.attention.head_count_kv", (uint)o.KvHeads);
+        w.Add($"{a}.attention.layer_norm_rms_epsilon", o.RmsEps);
+        w.Add($"{a}.rope.freq_base", o.RopeBase);
+        w.Add($"{a}.rope.dimension_count", (uint)o.HeadDim);
 
         var (tokens, scores, types) = SyntheticVocabulary.Build(o.VocabSize);
         w.Add("tokenizer.ggml.model", "llama");
@@ -158,6 +159,13 @@ public static class RandomLlamaGguf
             specs.Add(new(p + "attn_q.weight", [h, q], t, Init.Matrix, Std(h)));
             specs.Add(new(p + "attn_k.weight", [h, kv], t, Init.Matrix, Std(h)));
             specs.Add(new(p + "attn_v.weight", [h, kv], t, Init.Matrix, Std(h)));
+            if (o.HasAttentionBias)
+            {
+                specs.Add(new(p + "attn_q.bias", [q], GgmlType.F32, Init.Matrix, 0.1f));
+                specs.Add(new(p + "attn_k.bias", [kv], GgmlType.F32, Init.Matrix, 0.1f));
+                specs.Add(new(p + "attn_v.bias", [kv], GgmlType.F32, Init.Matrix, 0.1f));
+            }
+
             specs.Add(new(p + "attn_output.weight", [q, h], t, Init.Matrix, Std(q)));
             specs.Add(new(p + "ffn_norm.weight", [h], GgmlType.F32, Init.Norm, 0.1f));
             specs.Add(new(p + "ffn_gate.weight", [h, ff], t, Init.Matrix, Std(h)));
@@ -182,7 +190,7 @@ public static class RandomLlamaGguf
     private static byte[] Generate(Spec spec, RandomLlamaOptions options)
     {
         int count = checked((int)spec.Count);
-        var rounding = spec.Init == Init.Matrix ? options.RoundWeightsThrough : null;
+        var rounding = spec.Init == Init.Matrix && spec.Dims.Length == 2 ? options.RoundWeightsThrough : null; // biases stay float32
         if (spec.Type == GgmlType.F32)
         {
             var bytes = new byte[count * sizeof(float)];

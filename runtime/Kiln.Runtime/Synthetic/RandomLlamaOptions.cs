@@ -50,6 +50,14 @@ public sealed record RandomLlamaOptions
 
     public string Name { get; init; } = "kiln-random-llama";
 
+    /// <summary>
+    /// The GGUF architecture written: <c>llama</c>, or <c>qwen2</c> (its metadata keys under <c>qwen2.</c>, Q/K/V
+    /// biases, and the rotary layout llama.cpp uses for it, the half-split one).
+    /// </summary>
+    public string Architecture { get; init; } = "llama";
+
+    internal bool HasAttentionBias => Architecture == "qwen2";
+
     public int HeadDim => Hidden / Heads;
 
     /// <summary>Number of weights in the file (norms and the classifier included).</summary>
@@ -58,7 +66,7 @@ public sealed record RandomLlamaOptions
         get
         {
             long h = Hidden, q = (long)Heads * HeadDim, kv = (long)KvHeads * HeadDim;
-            long perLayer = (2 * h) + (h * q) + (2 * h * kv) + (q * h) + (3 * h * Intermediate);
+            long perLayer = (2 * h) + (h * q) + (2 * h * kv) + (q * h) + (3 * h * Intermediate) + (HasAttentionBias ? q + (2 * kv) : 0);
             long embeddings = (long)VocabSize * h * (TiedEmbeddings ? 1 : 2);
             return embeddings + (Layers * perLayer) + h + (RopeFreqFactors?.Count ?? 0);
         }
@@ -75,7 +83,7 @@ public sealed record RandomLlamaOptions
                 : "-rf" + RopeFreqFactors.Aggregate(17L, (a, f) => (a * 31) + BitConverter.SingleToInt32Bits(f)).ToString("x", c);
             return string.Create(
                 c,
-                $"llama-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
+                $"{Architecture}-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
                 $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}{(RoundWeightsThrough is { } r ? "-via" + r : "")}-s{Seed}{rope}");
         }
     }
@@ -96,6 +104,7 @@ public sealed record RandomLlamaOptions
         Check(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv heads {KvHeads}");
         Check(VocabSize >= SyntheticVocabulary.MinimumSize, $"vocabulary size must be at least {SyntheticVocabulary.MinimumSize}");
         Check(ContextLength > 0, "context length must be positive");
+        Check(Architecture is "llama" or "qwen2", $"unsupported architecture '{Architecture}': llama or qwen2");
         Check(RopeFreqFactors is null || RopeFreqFactors.Count == HeadDim / 2, $"RoPE frequency factors need {HeadDim / 2} values");
         Check(
             WeightType != GgmlType.Q8_0 || (Hidden % 32 == 0 && Intermediate % 32 == 0 && (Heads * HeadDim) % 32 == 0),

@@ -104,6 +104,21 @@ public class KilnVsLlamaCppTests
         Assert.True(comparison.MaxAbs <= 8 * rmsBound * comparison.ReferenceRms, $"{type}: {comparison.Describe()}");
     }
 
+    [Theory]
+    [InlineData(GgmlType.F32, 2)]
+    [InlineData(GgmlType.F16, 4)]
+    [InlineData(GgmlType.Q8_0, 2)]
+    public void Kiln_RandomQwen2_LogitsAtEveryPositionMatchLlamaCppOnTheSameWeightsInF32(GgmlType type, int kvHeads)
+    {
+        // GGUF architecture qwen2: Q/K/V biases and llama.cpp's NEOX (half-split) rotary layout, which Kiln must read
+        // as such (a llama file's adjacent-pair layout on these weights would move every logit).
+        var options = LlamaCppReferenceTests.Small with { Architecture = "qwen2", WeightType = type, KvHeads = kvHeads, Seed = 300 + (ulong)type };
+        var comparison = Compare(options, options with { WeightType = GgmlType.F32, RoundWeightsThrough = type });
+
+        Assert.True(comparison.MaxAbs <= ExactBound * comparison.ReferenceRms, $"qwen2 {type}: {comparison.Describe()}");
+        Assert.Equal(comparison.Positions, comparison.ArgMaxAgreements);
+    }
+
     [Fact]
     public void Kiln_RandomLlama_RopeFreqFactorsMatchLlamaCpp()
     {
