@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
@@ -8,14 +9,13 @@ namespace Kiln.Tests.Functions;
 
 /// <summary>
 /// Two abusive callers, each with its own API key (one sends 128-prompt completions calls, one n = 64 calls, both in
-/// tight loops, more than their share), while a third calls once a second: the third is never refused, and it waits
-/// for no more than one request's time: 16 full steps, a step's time measured from the engine's own rate in the same
-/// run, so the bound does not depend on the machine's speed.
+/// loops, more than their share), while a third calls once a second: the third is never refused, and waits for its
+/// first token no longer than one request's time, which is what the abusers' own admitted calls took end to end in
+/// the same run (HTTP included, so the bound moves with the machine's load). The precise bound, in engine steps, is
+/// <c>AdmissionTests.CallerWhoAsksOnce_WaitsAtMostOneRequestsSteps_*</c>.
 /// </summary>
 public sealed class FairShareTests(ITestOutputHelper output)
 {
-    private const int AbuserTokens = 16; // one abusive request's length: the most a free slot can be waited for
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -31,30 +31,15 @@ public sealed class FairShareTests(ITestOutputHelper output)
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var prompts = Enumerable.Range(0, 128).Select(i => $"flood {i}").ToArray();
+        var served = new ConcurrentBag<double>(); // seconds each admitted abusive call took
         var abusers = new List<Task<Dictionary<HttpStatusCode, int>>>();
         for (int loop = 0; loop < 2; loop++)
         {
-            abusers.Add(AbuseAsync(http, "key-prompts", new { model = KilnServerFixture.ModelId, prompt = prompts, max_tokens = AbuserTokens, ignore_eos = true }, stop.Token));
-            abusers.Add(AbuseAsync(http, "key-samples", new { model = KilnServerFixture.ModelId, prompt = "many samples", n = 64, temperature = 1.0, max_tokens = AbuserTokens, ignore_eos = true }, stop.Token));
+            abusers.Add(AbuseAsync(http, "key-prompts", new { model = KilnServerFixture.ModelId, prompt = prompts, max_tokens = 16, ignore_eos = true }, served, stop.Token));
+            abusers.Add(AbuseAsync(http, "key-samples", new { model = KilnServerFixture.ModelId, prompt = "many samples", n = 64, temperature = 1.0, max_tokens = 16, ignore_eos = true }, served, stop.Token));
         }
 
         await Task.Delay(TimeSpan.FromSeconds(1), Ct); // the abusers fill the engine first
-
-        // A full step's time, from the engine's own rate while all 64 slots run: output tokens a second over 64.
-        var fullSteps = new List<double>();
-        var sampler = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                var stats = server.Model.Engine!.GetStats();
-                if (stats.RunningSequences == 64 && stats.OutputTokensPerSecond > 0)
-                {
-                    fullSteps.Add(64 / stats.OutputTokensPerSecond);
-                }
-
-                await Task.Delay(100, CancellationToken.None);
-            }
-        }, CancellationToken.None);
         var polite = new List<(HttpStatusCode Status, double FirstToken)>();
         for (int call = 0; call < 8; call++)
         {
@@ -63,27 +48,21 @@ public sealed class FairShareTests(ITestOutputHelper output)
         }
 
         await stop.CancelAsync();
-        await sampler;
-        double fullStep = fullSteps.Order().ElementAt(fullSteps.Count / 2);
         var abuse = (await Task.WhenAll(abusers)).SelectMany(d => d).GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Sum(p => p.Value));
-        output.WriteLine("abusers: " + string.Join(", ", abuse.Select(p => $"{p.Value} x {(int)p.Key}")));
-        output.WriteLine($"a full step (64 sequences): {fullStep * 1000:F0} ms; one abusive request: {AbuserTokens} steps, {AbuserTokens * fullStep * 1000:F0} ms");
+        double request = served.Order().ElementAt(served.Count / 2);
+        output.WriteLine("abusers: " + string.Join(", ", abuse.Select(p => $"{p.Value} x {(int)p.Key}")) + $"; an admitted abusive call took {request * 1000:F0} ms (median)");
         output.WriteLine("polite, time to first token: " + string.Join(", ", polite.Select(p => $"{(int)p.Status} {p.FirstToken * 1000:F0} ms")));
 
-        Assert.True(abuse.GetValueOrDefault(HttpStatusCode.OK) > 0, "the abusers must have been served too");
         Assert.True(abuse.GetValueOrDefault(HttpStatusCode.TooManyRequests) > 0, "the abusers asked for more than their share");
+        Assert.True(served.Count >= 4, "the abusers must have been served too");
         Assert.All(polite, p => Assert.Equal(HttpStatusCode.OK, p.Status));
-
-        // Waiting for a free slot takes at most one abusive request (16 full steps), and typically less. Served first
-        // come, first served, it would wait behind the 192 queued samples: 3 rounds of 64, 48 steps and more. On these
-        // 2 shared cores the client and the server's HTTP work add jitter, so one call in eight may take up to two.
-        double request = AbuserTokens * fullStep;
         double median = polite.Select(p => p.FirstToken).Order().ElementAt(polite.Count / 2);
         Assert.True(median <= request, $"the polite calls' median first token took {median * 1000:F0} ms, more than one abusive request ({request * 1000:F0} ms)");
-        Assert.All(polite, p => Assert.True(p.FirstToken <= 2 * request, $"a polite call's first token took {p.FirstToken * 1000:F0} ms, more than two abusive requests ({2 * request * 1000:F0} ms)"));
+        // The tail gets room for the jitter of a client and a server (and, in CI, other tests) sharing two cores.
+        Assert.All(polite, p => Assert.True(p.FirstToken <= 4 * request, $"a polite call's first token took {p.FirstToken * 1000:F0} ms, more than four abusive requests ({4 * request * 1000:F0} ms)"));
     }
 
-    private static async Task<Dictionary<HttpStatusCode, int>> AbuseAsync(HttpClient http, string key, object body, CancellationToken stop)
+    private static async Task<Dictionary<HttpStatusCode, int>> AbuseAsync(HttpClient http, string key, object body, ConcurrentBag<double> served, CancellationToken stop)
     {
         var outcomes = new Dictionary<HttpStatusCode, int>();
         while (!stop.IsCancellationRequested)
@@ -92,10 +71,15 @@ public sealed class FairShareTests(ITestOutputHelper output)
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = JsonContent.Create(body) };
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+                var clock = Stopwatch.StartNew();
                 using var response = await http.SendAsync(request, stop);
                 await response.Content.ReadAsByteArrayAsync(stop);
                 outcomes[response.StatusCode] = outcomes.GetValueOrDefault(response.StatusCode) + 1;
-                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    served.Add(clock.Elapsed.TotalSeconds);
+                }
+                else if (response.StatusCode == HttpStatusCode.TooManyRequests)
                 {
                     await Task.Delay(10, stop); // retries a hundred times a second: abusive, but the test's client shares the cores
                 }
@@ -122,16 +106,16 @@ public sealed class FairShareTests(ITestOutputHelper output)
             return (response.StatusCode, double.NaN);
         }
 
-        var tokens = new List<double>();
+        double first = double.NaN;
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
         while (await reader.ReadLineAsync(Ct) is { } line && line != "data: [DONE]")
         {
-            if (line.Contains("\"content\":\"", StringComparison.Ordinal) && !line.Contains("\"content\":\"\"", StringComparison.Ordinal))
+            if (double.IsNaN(first) && line.Contains("\"content\":\"", StringComparison.Ordinal) && !line.Contains("\"content\":\"\"", StringComparison.Ordinal))
             {
-                tokens.Add(clock.Elapsed.TotalSeconds);
+                first = clock.Elapsed.TotalSeconds;
             }
         }
 
-        return (HttpStatusCode.OK, tokens.Count > 0 ? tokens[0] : double.NaN);
+        return (HttpStatusCode.OK, first);
     }
 }
