@@ -16,20 +16,6 @@ public sealed class PrometheusHistogram(string name, string help, IReadOnlyList<
 
     public string Name { get; } = name;
 
-    public long Count
-    {
-        get
-        {
-            long count = 0;
-            for (int i = 0; i < _counts.Length; i++)
-            {
-                count += Interlocked.Read(ref _counts[i]);
-            }
-
-            return count;
-        }
-    }
-
     public void Observe(double value)
     {
         int bucket = 0;

@@ -13,8 +13,6 @@ internal sealed class Admission(int capacity, int perCaller)
     private readonly ConcurrentDictionary<string, int> _byCaller = new(StringComparer.Ordinal);
     private int _outstanding;
 
-    public int Capacity => capacity;
-
     /// <summary>Sequences admitted and not yet ended.</summary>
     public int Outstanding => Volatile.Read(ref _outstanding);
 
