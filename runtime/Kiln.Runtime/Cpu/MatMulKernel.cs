@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using Kiln.Runtime.Tensors;
+using Kiln.Runtime.Tensors.Quants;
 
 namespace Kiln.Runtime.Cpu;
 
@@ -24,7 +25,15 @@ internal sealed unsafe class MatMulKernel : IParallelWork
     /// makes widening win from about 8 tokens (fused 1.4x faster at 2-4 tokens, widened 1.3x at 8); BF16 and Q8_0
     /// convert cheaply enough that fused stays ahead up to 32 tokens (10-40%), widened ahead at 128 (4-15%).
     /// </summary>
-    internal static int WidenFromTokens(WeightType type) => type == WeightType.F16 ? 6 : 64;
+    internal static int WidenFromTokens(WeightType type) => type switch
+    {
+        WeightType.F16 => 6,
+        WeightType.F32 or WeightType.BF16 or WeightType.Q8_0 => 64,
+
+        // The other block types decode a block again for every pair of tokens that runs fused: from 4 tokens a tile
+        // decoded once into scratch costs less.
+        _ => 4,
+    };
 
     private const int RowTile = 16;
     private const int TokenTile = 32;
@@ -93,20 +102,7 @@ internal sealed unsafe class MatMulKernel : IParallelWork
         }
         else if (_tokens < WidenFromTokens(w.Type))
         {
-            switch (w.Type)
-            {
-                case WeightType.F16:
-                    MultiplyTile<FloatDot<F16Row>>(stored, w.RowBytes, rowStart, rowCount, columns, prefetch: true);
-                    break;
-                case WeightType.BF16:
-                    MultiplyTile<FloatDot<BF16Row>>(stored, w.RowBytes, rowStart, rowCount, columns, prefetch: true);
-                    break;
-                case WeightType.Q8_0:
-                    MultiplyTile<Q8Dot<Q8Packed>>(stored, w.RowBytes, rowStart, rowCount, columns, prefetch: true);
-                    break;
-                default:
-                    throw new InvalidOperationException($"unsupported weight type {w.Type}");
-            }
+            MultiplyFused(w.Type, stored, w.RowBytes, rowStart, rowCount, columns);
         }
         else
         {
@@ -120,6 +116,27 @@ internal sealed unsafe class MatMulKernel : IParallelWork
                 var y = new Span<float>(_y + ((long)t * _yStride) + rowStart, rowCount);
                 TensorPrimitives.Add(y, _bias.AsSpan(rowStart, rowCount), y);
             }
+        }
+    }
+
+    /// <summary>Multiplies the stored rows directly, converting or decoding them in registers (or L1, for block types).</summary>
+    private void MultiplyFused(WeightType type, byte* stored, long rowBytes, int rowStart, int rowCount, int columns)
+    {
+        switch (type)
+        {
+            case WeightType.F16: MultiplyTile<FloatDot<F16Row>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.BF16: MultiplyTile<FloatDot<BF16Row>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q8_0: MultiplyTile<Q8Dot<Q8Packed>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q4_0: MultiplyTile<BlockDot<LegacyBlocks.Q4_0>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q4_1: MultiplyTile<BlockDot<LegacyBlocks.Q4_1>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q5_0: MultiplyTile<BlockDot<LegacyBlocks.Q5_0>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q5_1: MultiplyTile<BlockDot<LegacyBlocks.Q5_1>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q2_K: MultiplyTile<BlockDot<KBlocks.Q2_K>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q3_K: MultiplyTile<BlockDot<KBlocks.Q3_K>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q4_K: MultiplyTile<BlockDot<KBlocks.Q4_K>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q5_K: MultiplyTile<BlockDot<KBlocks.Q5_K>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            case WeightType.Q6_K: MultiplyTile<BlockDot<KBlocks.Q6_K>>(stored, rowBytes, rowStart, rowCount, columns, prefetch: true); break;
+            default: throw new InvalidOperationException($"unsupported weight type {type}");
         }
     }
 
@@ -154,7 +171,8 @@ internal sealed unsafe class MatMulKernel : IParallelWork
                     FloatDot<BF16Row>.Widen(row, destination, columns);
                     break;
                 default:
-                    throw new InvalidOperationException($"unsupported weight type {w.Type}");
+                    BlockDequantizer.Row(w.Type, row, destination, columns);
+                    break;
             }
         }
 

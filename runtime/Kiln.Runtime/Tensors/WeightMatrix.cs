@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Kiln.Runtime.Tensors;
@@ -12,9 +11,10 @@ public sealed unsafe class WeightMatrix
 {
     public WeightMatrix(string name, WeightType type, int rows, int columns, byte* data)
     {
-        if (type == WeightType.Q8_0 && columns % WeightTypeInfo.Q8BlockSize != 0)
+        int blockValues = WeightTypeInfo.BlockValues(type);
+        if (columns % blockValues != 0)
         {
-            throw new ArgumentException($"{name}: Q8_0 rows must be a multiple of {WeightTypeInfo.Q8BlockSize} values", nameof(columns));
+            throw new ArgumentException($"{name}: {type} rows must be a multiple of {blockValues} values", nameof(columns));
         }
 
         Name = name;
@@ -55,11 +55,13 @@ public sealed unsafe class WeightMatrix
             case WeightType.BF16:
                 WidenBFloat16(new ReadOnlySpan<ushort>(src, Columns), dst);
                 break;
-            case WeightType.Q8_0:
-                DequantizeQ8(src, dst);
-                break;
             default:
-                throw new InvalidOperationException($"unsupported weight type {Type}");
+                fixed (float* d = dst)
+                {
+                    Quants.BlockDequantizer.Row(Type, src, d, Columns);
+                }
+
+                break;
         }
     }
 
@@ -83,19 +85,5 @@ public sealed unsafe class WeightMatrix
         var bits = MemoryMarshal.Cast<float, uint>(destination);
         TensorPrimitives.ConvertTruncating<ushort, uint>(source, bits);
         TensorPrimitives.ShiftLeft(bits, 16, bits);
-    }
-
-    private void DequantizeQ8(byte* src, Span<float> dst)
-    {
-        const int Block = WeightTypeInfo.Q8BlockSize;
-        int blocks = Columns / Block;
-        Span<float> widened = stackalloc float[Block];
-        for (int b = 0; b < blocks; b++)
-        {
-            byte* block = src + (b * WeightTypeInfo.Q8BlockBytes);
-            float scale = (float)Unsafe.ReadUnaligned<Half>(block);
-            TensorPrimitives.ConvertChecked<sbyte, float>(new ReadOnlySpan<sbyte>(block + 2, Block), widened);
-            TensorPrimitives.Multiply(widened, scale, dst.Slice(b * Block, Block));
-        }
     }
 }

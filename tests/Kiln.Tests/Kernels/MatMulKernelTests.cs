@@ -1,5 +1,7 @@
 using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Tensors;
+using Kiln.Tests.Reference;
 
 namespace Kiln.Tests.Kernels;
 
@@ -29,6 +31,19 @@ public class MatMulKernelTests
         { WeightType.Q8_0, 7, 96 },
         { WeightType.Q8_0, 37, 256 },
         { WeightType.Q8_0, 70, 768 },
+        { WeightType.Q4_0, 5, 64 },
+        { WeightType.Q4_0, 37, 256 },
+        { WeightType.Q4_1, 7, 96 },
+        { WeightType.Q5_0, 37, 256 },
+        { WeightType.Q5_1, 7, 96 },
+        { WeightType.Q2_K, 5, 256 },
+        { WeightType.Q2_K, 37, 512 },
+        { WeightType.Q3_K, 37, 256 },
+        { WeightType.Q4_K, 5, 256 },
+        { WeightType.Q4_K, 70, 768 },
+        { WeightType.Q5_K, 37, 512 },
+        { WeightType.Q6_K, 7, 256 },
+        { WeightType.Q6_K, 70, 768 },
     };
 
     [Theory]
@@ -127,8 +142,16 @@ public class MatMulKernelTests
         return y;
     }
 
-    private static double[][] Dequantize(WeightMatrix w)
+    /// <summary>The block types decoded by the tests' own reading of ggml's layouts; the float types as stored.</summary>
+    private static unsafe double[][] Dequantize(WeightMatrix w)
     {
+        if (WeightTypeInfo.IsBlocked(w.Type))
+        {
+            var ggml = Enum.Parse<GgmlType>(w.Type.ToString());
+            return [.. Enumerable.Range(0, w.Rows).Select(r =>
+                GgmlBlocks.Decode(ggml, new ReadOnlySpan<byte>(w.Data + (w.RowBytes * r), (int)w.RowBytes), w.Columns).Select(v => (double)v).ToArray())];
+        }
+
         var row = new float[w.Columns];
         var rows = new double[w.Rows][];
         for (int r = 0; r < w.Rows; r++)

@@ -53,12 +53,44 @@ public sealed unsafe class TestWeights : IDisposable
                 }
 
                 break;
+            default:
+                RandomBlocks(type, span, random);
+                break;
         }
 
         Matrix = new WeightMatrix($"test.{type}", type, rows, columns, _data);
     }
 
     public WeightMatrix Matrix { get; }
+
+    /// <summary>Where each block type keeps its f16 scale (first) and, for type-1 kinds, its f16 minimum scale.</summary>
+    public static int[] HalfFields(WeightType type) => type switch
+    {
+        WeightType.Q4_0 or WeightType.Q5_0 => [0],
+        WeightType.Q4_1 or WeightType.Q5_1 or WeightType.Q4_K or WeightType.Q5_K => [0, 2],
+        WeightType.Q2_K => [80, 82],
+        WeightType.Q3_K => [108],
+        WeightType.Q6_K => [208],
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+    };
+
+    /// <summary>
+    /// Random bytes in every value, scale and bit field (any pattern is a valid block), then a small finite f16 in each
+    /// block's scale fields, so that every packing case is exercised on values of ordinary size.
+    /// </summary>
+    private static void RandomBlocks(WeightType type, Span<byte> span, Random random)
+    {
+        random.NextBytes(span);
+        int blockBytes = WeightTypeInfo.BlockBytes(type);
+        for (int block = 0; block < span.Length / blockBytes; block++)
+        {
+            foreach (int at in HalfFields(type))
+            {
+                var scale = (Half)(((random.NextDouble() * 0.02) + 1e-4) * (random.Next(4) == 0 ? -1 : 1));
+                MemoryMarshal.Write(span[((block * blockBytes) + at)..], BitConverter.HalfToUInt16Bits(scale));
+            }
+        }
+    }
 
     /// <summary>Mostly ordinary weights, with the cases a bit-trick conversion gets wrong mixed in: zeros, subnormals.</summary>
     public static ushort RandomHalf(Random random) => random.Next(16) switch

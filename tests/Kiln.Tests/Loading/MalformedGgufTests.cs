@@ -76,14 +76,25 @@ public sealed class MalformedGgufTests : IDisposable
     }
 
     [Fact]
-    public void UnknownTensorType_NamesTheTypeAndTensor()
+    public void UnreadTensorType_NamesTheTypeAndTensor()
     {
-        // Q4_0 (ggml type 2): blocks of 32 values in 18 bytes.
+        // IQ4_NL (ggml type 20): blocks of 32 values in 18 bytes, a non-linear code book Kiln does not decode.
         TinyCheckpoints.WriteGguf(Path, Model, editTensor: t => t.Name == "blk.0.attn_q.weight"
-            ? t with { Type = (GgmlType)2, Data = new byte[t.Dimensions[0] * t.Dimensions[1] / 32 * 18] }
+            ? t with { Type = GgmlType.IQ4_NL, Data = new byte[t.Dimensions[0] * t.Dimensions[1] / 32 * 18] }
             : t);
 
-        FormatErrors.AssertLoadFails(Path, Path, "blk.0.attn_q.weight", "ggml type 2");
+        FormatErrors.AssertLoadFails(Path, Path, "blk.0.attn_q.weight", "ggml type IQ4_NL (20)", "Q4_K_M");
+    }
+
+    [Fact]
+    public void KQuantRowsShorterThanTheirBlock_NamesTheTensorAndTheBlock()
+    {
+        // Q4_K packs 256 values a block; this model's rows are shorter, which no quantizer writes.
+        TinyCheckpoints.WriteGguf(Path, Model, editTensor: t => t.Name == "blk.0.attn_q.weight"
+            ? t with { Type = GgmlType.Q4_K, Data = new byte[144 * t.Dimensions[1]] }
+            : t);
+
+        FormatErrors.AssertLoadFails(Path, Path, "blk.0.attn_q.weight", "Q4_K", "block of 256");
     }
 
     [Fact]

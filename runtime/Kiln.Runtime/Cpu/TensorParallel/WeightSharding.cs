@@ -76,9 +76,10 @@ internal static unsafe class WeightSharding
     /// <summary>Columns [start, start+count) of every row, copied into new memory in the stored type.</summary>
     private static WeightMatrix Columns(WeightMatrix m, int start, int count, List<IDisposable> owners)
     {
-        if (m.Type == WeightType.Q8_0 && (start % WeightTypeInfo.Q8BlockSize != 0 || count % WeightTypeInfo.Q8BlockSize != 0))
+        int block = WeightTypeInfo.BlockValues(m.Type);
+        if (start % block != 0 || count % block != 0)
         {
-            throw new ArgumentException($"{m.Name}: a Q8_0 shard must cover whole blocks of {WeightTypeInfo.Q8BlockSize} columns, not {start}..{start + count}");
+            throw new ArgumentException($"{m.Name}: a {m.Type} shard must cover whole blocks of {block} columns, not {start}..{start + count}");
         }
 
         long offset = WeightTypeInfo.RowBytes(m.Type, start);
