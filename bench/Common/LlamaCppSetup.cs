@@ -73,6 +73,20 @@ internal static class LlamaCppSetup
         }
     }
 
+    /// <summary>
+    /// Quantizes a GGUF file with llama.cpp's own quantizer (llama_model_quantize), all tensors including the output
+    /// matrix. The native library is loaded first: the quantizer's entry point alone does not resolve it.
+    /// </summary>
+    public static void Quantize(string source, string destination, LLamaFtype type, int threads)
+    {
+        SilenceNativeLogging();
+        NativeApi.llama_empty_call();
+        if (!LLamaQuantizer.Quantize(source, destination, type, threads, allowRequantize: false, quantizeOutputTensor: true))
+        {
+            throw new InvalidOperationException($"llama.cpp could not quantize {source} to {type}");
+        }
+    }
+
     /// <summary>One llama_decode call of <paramref name="batch"/>; throws when llama.cpp reports a failure.</summary>
     public static void Decode(LLamaContext context, LLamaBatch batch)
     {
