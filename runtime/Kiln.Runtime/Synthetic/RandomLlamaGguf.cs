@@ -136,12 +136,21 @@ public static class RandomLlamaGguf
         w.Add("tokenizer.ggml.add_eos_token", false);
     }
 
-    /// <summary>llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7, MOSTLY_BF16 32.</summary>
+    /// <summary>llama_ftype (llama.h) of a file whose matrices are all <paramref name="type"/>; the K kinds' "_S" mixes.</summary>
     private static uint FileType(GgmlType type) => type switch
     {
         GgmlType.F32 => 0,
         GgmlType.F16 => 1,
+        GgmlType.Q4_0 => 2,
+        GgmlType.Q4_1 => 3,
         GgmlType.Q8_0 => 7,
+        GgmlType.Q5_0 => 8,
+        GgmlType.Q5_1 => 9,
+        GgmlType.Q2_K => 10,
+        GgmlType.Q3_K => 11,
+        GgmlType.Q4_K => 14,
+        GgmlType.Q5_K => 16,
+        GgmlType.Q6_K => 18,
         GgmlType.BF16 => 32,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
@@ -191,6 +200,24 @@ public static class RandomLlamaGguf
     {
         int count = checked((int)spec.Count);
         var rounding = spec.Init == Init.Matrix && spec.Dims.Length == 2 ? options.RoundWeightsThrough : null; // biases stay float32
+        int blockSeed = unchecked((int)(Fnv1a(spec.Name) ^ options.Seed));
+        if (RandomBlocks.Supports(spec.Type))
+        {
+            if (rounding is not null)
+            {
+                throw new ArgumentException($"{spec.Type} weights are random blocks; they cannot be rounded through {rounding}");
+            }
+
+            return RandomBlocks.Generate(spec.Type, count, spec.Scale, blockSeed);
+        }
+
+        if (rounding is { } blockType && RandomBlocks.Supports(blockType))
+        {
+            // The very values a file of random blocks of that type holds (same seed), stored as spec.Type.
+            var decoded = RandomBlocks.Decode(blockType, RandomBlocks.Generate(blockType, count, spec.Scale, blockSeed));
+            return GgufWriter.Encode(decoded, spec.Type);
+        }
+
         if (spec.Type == GgmlType.F32)
         {
             var bytes = new byte[count * sizeof(float)];

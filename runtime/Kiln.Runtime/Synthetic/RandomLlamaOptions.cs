@@ -72,7 +72,10 @@ public sealed record RandomLlamaOptions
         }
     }
 
-    /// <summary>A file-name-safe key that changes whenever any option that affects the file's bytes changes.</summary>
+    /// <summary>
+    /// A file-name-safe key that changes whenever any option that affects the file's bytes changes; its "g" prefix is
+    /// the generator's version, raised whenever the generator writes different bytes for the same options.
+    /// </summary>
     public string CacheKey
     {
         get
@@ -83,7 +86,7 @@ public sealed record RandomLlamaOptions
                 : "-rf" + RopeFreqFactors.Aggregate(17L, (a, f) => (a * 31) + BitConverter.SingleToInt32Bits(f)).ToString("x", c);
             return string.Create(
                 c,
-                $"{Architecture}-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
+                $"g2-{Architecture}-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
                 $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}{(RoundWeightsThrough is { } r ? "-via" + r : "")}-s{Seed}{rope}");
         }
     }
@@ -107,12 +110,21 @@ public sealed record RandomLlamaOptions
         Check(Architecture is "llama" or "qwen2", $"unsupported architecture '{Architecture}': llama or qwen2");
         Check(RopeFreqFactors is null || RopeFreqFactors.Count == HeadDim / 2, $"RoPE frequency factors need {HeadDim / 2} values");
         Check(
-            WeightType != GgmlType.Q8_0 || (Hidden % 32 == 0 && Intermediate % 32 == 0 && (Heads * HeadDim) % 32 == 0),
-            "Q8_0 needs hidden, intermediate and heads * head_dim to be multiples of 32");
-        Check(WeightType is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0, $"unsupported weight type {WeightType}");
+            WeightType is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 || RandomBlocks.Supports(WeightType),
+            $"unsupported weight type {WeightType}");
+        Check(Divides(BlockValues(WeightType)), $"{WeightType} needs hidden, intermediate and heads * head_dim to be multiples of {BlockValues(WeightType)}");
         Check(
             RoundWeightsThrough is null or GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 ||
-            (RoundWeightsThrough == GgmlType.Q8_0 && Hidden % 32 == 0 && Intermediate % 32 == 0 && (Heads * HeadDim) % 32 == 0),
+            ((RoundWeightsThrough == GgmlType.Q8_0 || RandomBlocks.Supports(RoundWeightsThrough.Value)) && Divides(BlockValues(RoundWeightsThrough.Value))),
             $"cannot round weights through {RoundWeightsThrough}");
     }
+
+    private bool Divides(int block) => Hidden % block == 0 && Intermediate % block == 0 && (Heads * HeadDim) % block == 0;
+
+    private static int BlockValues(GgmlType type) => type switch
+    {
+        GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 => 1,
+        GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => 32,
+        _ => 256,
+    };
 }
