@@ -68,6 +68,12 @@ public sealed unsafe partial class CudaModelRunner : IModelRunner
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxLogitRows);
+        if (config.QkNorm)
+        {
+            // Qwen3's per-head query/key norms have no kernel yet: refuse at load rather than run a wrong model.
+            throw new NotSupportedException($"the CUDA backend does not run {config.Architecture} models yet (per-head query and key norms); run them on the CPU backend (--device cpu)");
+        }
+
         Config = config;
         _options = options;
         _communicator = communicator;

@@ -137,6 +137,17 @@ public sealed unsafe class CpuModelRunner : IModelRunner
         }
     }
 
+    /// <summary>RMSNorm over each head of a [tokens x heads x HeadDim] block, in place (Qwen3's q_norm and k_norm).</summary>
+    private void NormaliseHeads(Span<float> heads, float[] weight)
+    {
+        int d = _config.HeadDim;
+        for (int start = 0; start < heads.Length; start += d)
+        {
+            var head = heads.Slice(start, d);
+            Activations.RmsNorm(head, weight, _config.RmsNormEps, head);
+        }
+    }
+
     private void RunLayer(int layer, LayerWeights w, IKvCache cache, int tokens)
     {
         var c = _config;
@@ -150,6 +161,11 @@ public sealed unsafe class CpuModelRunner : IModelRunner
         _matMul.Run(_pool, w.Query, _normed.Floats, _q.Floats, tokens, w.QueryBias);
         _matMul.Run(_pool, w.Key, _normed.Floats, _k.Floats, tokens, w.KeyBias);
         _matMul.Run(_pool, w.Value, _normed.Floats, _v.Floats, tokens, w.ValueBias);
+        if (w.QueryNorm is { } queryNorm && w.KeyNorm is { } keyNorm)
+        {
+            NormaliseHeads(_q.AsFloats(0, tokens * c.QueryDim), queryNorm);
+            NormaliseHeads(_k.AsFloats(0, tokens * c.KvDim), keyNorm);
+        }
 
         for (int t = 0; t < tokens; t++)
         {

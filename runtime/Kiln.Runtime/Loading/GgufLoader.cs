@@ -7,10 +7,12 @@ using Kiln.Tokenization;
 namespace Kiln.Runtime.Loading;
 
 /// <summary>
-/// Loads a GGUF file of architecture <c>llama</c> (Llama, Mistral) or <c>qwen2</c> with its embedded vocabulary. The
-/// two share their tensor names; their metadata keys sit under the architecture's name, and they differ in the rotary
-/// layout: llama.cpp's converter permutes Llama's Q and K so that adjacent dimensions pair, and leaves Qwen2's as
-/// Hugging Face has them (llama.cpp's NEOX rope: dimension i pairs with i + d/2). Qwen2 has Q/K/V biases.
+/// Loads a GGUF file of architecture <c>llama</c> (Llama, Mistral), <c>qwen2</c> or <c>qwen3</c> with its embedded
+/// vocabulary. They share their tensor names; their metadata keys sit under the architecture's name, and they differ in
+/// the rotary layout: llama.cpp's converter permutes Llama's Q and K so that adjacent dimensions pair, and leaves
+/// Qwen's as Hugging Face has them (llama.cpp's NEOX rope: dimension i pairs with i + d/2). Qwen2 has Q/K/V biases;
+/// Qwen3 has none, normalises each query and key head (attn_q_norm, attn_k_norm) and states its head size
+/// (attention.key_length), which need not be hidden / heads.
 /// </summary>
 public static class GgufLoader
 {
@@ -37,9 +39,9 @@ public static class GgufLoader
     public static ModelConfig ReadConfig(GgufFile file)
     {
         string arch = file.Require<string>("general.architecture");
-        if (arch is not ("llama" or "qwen2"))
+        if (arch is not ("llama" or "qwen2" or "qwen3"))
         {
-            throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architectures 'llama' and 'qwen2')");
+            throw new ModelFormatException(file.Path, $"unsupported architecture '{arch}' (Kiln reads GGUF architectures 'llama', 'qwen2' and 'qwen3')");
         }
 
         int Int(string key) => Checked($"{arch}.{key}", file.Require<long>($"{arch}.{key}"));
@@ -68,7 +70,13 @@ public static class GgufLoader
             RopeLayout = arch == "llama" ? RopeLayout.AdjacentPairs : RopeLayout.HalfSplit,
             AttentionBias = file.Tensors.ContainsKey("blk.0.attn_q.bias"),
             TiedEmbeddings = !file.Tensors.ContainsKey("output.weight"),
+            QkNorm = file.Tensors.ContainsKey("blk.0.attn_q_norm.weight"),
         };
+        if (arch == "qwen3" && !config.QkNorm)
+        {
+            throw new ModelFormatException(file.Path, "a qwen3 file needs per-head query and key norms, but tensor 'blk.0.attn_q_norm.weight' is missing");
+        }
+
         config.Validate(file.Path);
         return config;
     }

@@ -7,7 +7,7 @@ namespace Kiln.Runtime.Loading;
 /// <summary>Reads a Hugging Face config.json of the Llama family into a <see cref="ModelConfig"/>.</summary>
 public static class HuggingFaceConfig
 {
-    private static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+    private static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
 
     public static (ModelConfig Config, int? Bos, int[] Eos) Read(string configPath)
     {
@@ -72,9 +72,10 @@ public static class HuggingFaceConfig
             RopeTheta = theta,
             RopeLayout = RopeLayout.HalfSplit,
             RopeScaling = ReadScaling(path, root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind == JsonValueKind.Object ? rs : ropeBlock),
-            // Qwen2 always has q/k/v biases; Llama says so in attention_bias; Mistral has none.
+            // Qwen2 always has q/k/v biases; Llama and Qwen3 say so in attention_bias; Mistral has none.
             AttentionBias = qwen || (OptionalBool(root, "attention_bias") ?? false),
             TiedEmbeddings = OptionalBool(root, "tie_word_embeddings") ?? false,
+            QkNorm = architecture == "Qwen3ForCausalLM",
         };
         config.Validate(path);
         return (config, OptionalInt(root, "bos_token_id"), ReadTokenIds(root, "eos_token_id"));

@@ -19,6 +19,7 @@ internal static class WeightsBuilder
         {
             string N(string part) => names.Layer(i, part);
             float[]? Bias(string part, int length) => c.AttentionBias ? source.Vector(N(part), length) : null;
+            float[]? HeadNorm(string part) => c.QkNorm ? source.Vector(N(part), c.HeadDim) : null;
             layers[i] = new LayerWeights
             {
                 AttentionNorm = source.Vector(N("attn_norm"), c.HiddenSize),
@@ -29,6 +30,8 @@ internal static class WeightsBuilder
                 QueryBias = Bias("q_bias", c.QueryDim),
                 KeyBias = Bias("k_bias", c.KvDim),
                 ValueBias = Bias("v_bias", c.KvDim),
+                QueryNorm = HeadNorm("q_norm"),
+                KeyNorm = HeadNorm("k_norm"),
                 FeedForwardNorm = source.Vector(N("ffn_norm"), c.HiddenSize),
                 Gate = source.Matrix(N("gate"), c.IntermediateSize, c.HiddenSize),
                 Up = source.Matrix(N("up"), c.IntermediateSize, c.HiddenSize),

@@ -46,6 +46,9 @@ public sealed record ModelConfig
 
     public bool TiedEmbeddings { get; init; }
 
+    /// <summary>Queries and keys are RMS-normalised per head (over HeadDim, own weights) before RoPE: Qwen3.</summary>
+    public bool QkNorm { get; init; }
+
     public int QueryDim => HeadCount * HeadDim;
 
     public int KvDim => KvHeadCount * HeadDim;

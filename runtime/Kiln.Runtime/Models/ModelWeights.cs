@@ -21,6 +21,11 @@ public sealed class LayerWeights
 
     public float[]? ValueBias { get; init; }
 
+    /// <summary>Qwen3: the per-head RMSNorm weights [HeadDim] applied to every query head, and to every key head.</summary>
+    public float[]? QueryNorm { get; init; }
+
+    public float[]? KeyNorm { get; init; }
+
     public required float[] FeedForwardNorm { get; init; }
 
     public required WeightMatrix Gate { get; init; }

@@ -123,6 +123,11 @@ public static class RandomLlamaGguf
         w.Add($"{a}.attention.layer_norm_rms_epsilon", o.RmsEps);
         w.Add($"{a}.rope.freq_base", o.RopeBase);
         w.Add($"{a}.rope.dimension_count", (uint)o.HeadDim);
+        if (o.ExplicitHeadDim is not null || o.HasQkNorm)
+        {
+            w.Add($"{a}.attention.key_length", (uint)o.HeadDim);
+            w.Add($"{a}.attention.value_length", (uint)o.HeadDim);
+        }
 
         var (tokens, scores, types) = SyntheticVocabulary.Build(o.VocabSize);
         w.Add("tokenizer.ggml.model", "llama");
@@ -173,6 +178,12 @@ public static class RandomLlamaGguf
                 specs.Add(new(p + "attn_q.bias", [q], GgmlType.F32, Init.Matrix, 0.1f));
                 specs.Add(new(p + "attn_k.bias", [kv], GgmlType.F32, Init.Matrix, 0.1f));
                 specs.Add(new(p + "attn_v.bias", [kv], GgmlType.F32, Init.Matrix, 0.1f));
+            }
+
+            if (o.HasQkNorm)
+            {
+                specs.Add(new(p + "attn_q_norm.weight", [o.HeadDim], GgmlType.F32, Init.Norm, 0.1f));
+                specs.Add(new(p + "attn_k_norm.weight", [o.HeadDim], GgmlType.F32, Init.Norm, 0.1f));
             }
 
             specs.Add(new(p + "attn_output.weight", [q, h], t, Init.Matrix, Std(q)));

@@ -51,14 +51,20 @@ public sealed record RandomLlamaOptions
     public string Name { get; init; } = "kiln-random-llama";
 
     /// <summary>
-    /// The GGUF architecture written: <c>llama</c>, or <c>qwen2</c> (its metadata keys under <c>qwen2.</c>, Q/K/V
-    /// biases, and the rotary layout llama.cpp uses for it, the half-split one).
+    /// The GGUF architecture written: <c>llama</c>, <c>qwen2</c> (its metadata keys under <c>qwen2.</c>, Q/K/V
+    /// biases, and the rotary layout llama.cpp uses for it, the half-split one) or <c>qwen3</c> (no biases, per-head
+    /// query and key norms, the half-split layout, and its head size stated in attention.key_length).
     /// </summary>
     public string Architecture { get; init; } = "llama";
 
+    /// <summary>A head size other than Hidden / Heads (Qwen3 0.6B: 128 with hidden 1024 and 16 heads).</summary>
+    public int? ExplicitHeadDim { get; init; }
+
     internal bool HasAttentionBias => Architecture == "qwen2";
 
-    public int HeadDim => Hidden / Heads;
+    internal bool HasQkNorm => Architecture == "qwen3";
+
+    public int HeadDim => ExplicitHeadDim ?? (Hidden / Heads);
 
     /// <summary>Number of weights in the file (norms and the classifier included).</summary>
     public long ParameterCount
@@ -66,7 +72,7 @@ public sealed record RandomLlamaOptions
         get
         {
             long h = Hidden, q = (long)Heads * HeadDim, kv = (long)KvHeads * HeadDim;
-            long perLayer = (2 * h) + (h * q) + (2 * h * kv) + (q * h) + (3 * h * Intermediate) + (HasAttentionBias ? q + (2 * kv) : 0);
+            long perLayer = (2 * h) + (h * q) + (2 * h * kv) + (q * h) + (3 * h * Intermediate) + (HasAttentionBias ? q + (2 * kv) : 0) + (HasQkNorm ? 2 * HeadDim : 0);
             long embeddings = (long)VocabSize * h * (TiedEmbeddings ? 1 : 2);
             return embeddings + (Layers * perLayer) + h + (RopeFreqFactors?.Count ?? 0);
         }
@@ -87,7 +93,7 @@ public sealed record RandomLlamaOptions
             return string.Create(
                 c,
                 $"g2-{Architecture}-v{VocabSize}-h{Hidden}-i{Intermediate}-l{Layers}-a{Heads}-kv{KvHeads}-c{ContextLength}" +
-                $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}{(RoundWeightsThrough is { } r ? "-via" + r : "")}-s{Seed}{rope}");
+                $"-rb{RopeBase:R}-e{RmsEps:R}-{(TiedEmbeddings ? "tied" : "untied")}-{WeightType}{(RoundWeightsThrough is { } r ? "-via" + r : "")}-s{Seed}{rope}{(ExplicitHeadDim is { } d ? "-hd" + d : "")}");
         }
     }
 
@@ -107,7 +113,7 @@ public sealed record RandomLlamaOptions
         Check(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv heads {KvHeads}");
         Check(VocabSize >= SyntheticVocabulary.MinimumSize, $"vocabulary size must be at least {SyntheticVocabulary.MinimumSize}");
         Check(ContextLength > 0, "context length must be positive");
-        Check(Architecture is "llama" or "qwen2", $"unsupported architecture '{Architecture}': llama or qwen2");
+        Check(Architecture is "llama" or "qwen2" or "qwen3", $"unsupported architecture '{Architecture}': llama, qwen2 or qwen3");
         Check(RopeFreqFactors is null || RopeFreqFactors.Count == HeadDim / 2, $"RoPE frequency factors need {HeadDim / 2} values");
         Check(
             WeightType is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0 || RandomBlocks.Supports(WeightType),

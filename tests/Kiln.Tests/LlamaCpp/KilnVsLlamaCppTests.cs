@@ -119,6 +119,37 @@ public class KilnVsLlamaCppTests
         Assert.Equal(comparison.Positions, comparison.ArgMaxAgreements);
     }
 
+    [Theory]
+    [InlineData(GgmlType.F32, 2, null)]
+    [InlineData(GgmlType.F16, 1, 32)]
+    [InlineData(GgmlType.Q8_0, 2, 32)]
+    public void Kiln_RandomQwen3_LogitsAtEveryPositionMatchLlamaCppOnTheSameWeightsInF32(GgmlType type, int kvHeads, int? headDim)
+    {
+        // GGUF architecture qwen3: per-head query and key norms before the half-split rotation, no biases, and a head
+        // size stated in the file (here 32 with hidden 64 and 4 heads, as Qwen3 states 128 where hidden / heads is 64).
+        var options = LlamaCppReferenceTests.Small with { Architecture = "qwen3", WeightType = type, KvHeads = kvHeads, ExplicitHeadDim = headDim, Seed = 400 + (ulong)type };
+        var comparison = Compare(options, options with { WeightType = GgmlType.F32, RoundWeightsThrough = type });
+
+        Assert.True(comparison.MaxAbs <= ExactBound * comparison.ReferenceRms, $"qwen3 {type}: {comparison.Describe()}");
+        Assert.Equal(comparison.Positions, comparison.ArgMaxAgreements);
+    }
+
+    [Fact]
+    public void Kiln_RandomQwen3_200GreedyTokensIdenticalToLlamaCpp()
+    {
+        var options = LlamaCppReferenceTests.Small with { Architecture = "qwen3", ExplicitHeadDim = 32, Seed = 450 };
+        using var file = new TempGguf(options);
+        using var llama = new LlamaCppReference(file.Path, contextSize: 256);
+        using var kiln = new KilnForward(file.Path, maxContext: 256);
+        int[] prompt = LlamaCppReferenceTests.RandomPrompt(8, options.VocabSize, seed: 3);
+
+        int[] expected = llama.Greedy(prompt, 200);
+        int[] actual = kiln.Greedy(prompt, 200);
+
+        int same = expected.Zip(actual).TakeWhile(p => p.First == p.Second).Count();
+        Assert.True(same == 200, $"first difference at generated token {same} of 200");
+    }
+
     [Fact]
     public void Kiln_RandomLlama_RopeFreqFactorsMatchLlamaCpp()
     {

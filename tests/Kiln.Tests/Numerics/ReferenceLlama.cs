@@ -30,6 +30,9 @@ public sealed record ReferenceConfig
 
     public required bool Tied { get; init; }
 
+    /// <summary>Qwen3: each query and key head RMS-normalised (weights "Ln.q_norm", "Ln.k_norm" of HeadDim) before RoPE.</summary>
+    public bool QkNorm { get; init; }
+
     /// <summary>
     /// The reference for a spec. A GGUF file keeps epsilon and the RoPE base as float32, so the reference takes the
     /// same float32-rounded values when <paramref name="float32Hyperparameters"/>.
@@ -49,6 +52,7 @@ public sealed record ReferenceConfig
         Llama3 = spec.Llama3,
         AttentionBias = spec.HasBiases,
         Tied = spec.Tied,
+        QkNorm = spec.HasQkNorm,
     };
 }
 
@@ -84,6 +88,11 @@ public sealed class ReferenceLlama(ReferenceConfig config, IReadOnlyDictionary<s
                 q[t] = Linear(L("q"), h, c.AttentionBias ? L("q_bias") : null);
                 k[t] = Linear(L("k"), h, c.AttentionBias ? L("k_bias") : null);
                 v[t] = Linear(L("v"), h, c.AttentionBias ? L("v_bias") : null);
+                if (c.QkNorm)
+                {
+                    NormaliseHeads(q[t], W(L("q_norm")), c);
+                    NormaliseHeads(k[t], W(L("k_norm")), c);
+                }
                 Rotate(q[t], t, inverseFrequencies, c);
                 Rotate(k[t], t, inverseFrequencies, c);
             }
@@ -210,6 +219,16 @@ public sealed class ReferenceLlama(ReferenceConfig config, IReadOnlyDictionary<s
         }
 
         return output;
+    }
+
+    /// <summary>RMSNorm of each HeadDim slice with the one per-head weight, in place.</summary>
+    private static void NormaliseHeads(double[] heads, float[] weight, ReferenceConfig c)
+    {
+        for (int start = 0; start < heads.Length; start += c.HeadDim)
+        {
+            double[] normed = RmsNorm(heads[start..(start + c.HeadDim)], weight, c.RmsNormEps);
+            normed.CopyTo(heads, start);
+        }
     }
 
     private static double[] RmsNorm(double[] x, float[] weight, double eps)

@@ -37,6 +37,8 @@ public class ReferenceLogitsTests(ITestOutputHelper output)
         ["hf-llama-gqa-f32-untied"] = new(new TinyLlamaSpec(), CheckpointFormat.HuggingFace),
         ["hf-llama-mha-bf16-tied-rope-parameters"] = new(new TinyLlamaSpec { KvHeads = 4, Storage = StoredType.BF16, Tied = true, RopeStyle = RopeConfigStyle.RopeParametersBlock, RopeTheta = 50000, Seed = 2 }, CheckpointFormat.HuggingFace),
         ["hf-qwen2-biases-f16-tied"] = new(new TinyLlamaSpec { Architecture = "Qwen2ForCausalLM", Storage = StoredType.F16, Tied = true, RopeTheta = 1e6, RmsNormEps = 1e-6, Seed = 3 }, CheckpointFormat.HuggingFace),
+        ["hf-qwen3-head-dim-16-qk-norm-untied"] = new(new TinyLlamaSpec { Architecture = "Qwen3ForCausalLM", ExplicitHeadDim = 16, RopeTheta = 1e6, RmsNormEps = 1e-6, Seed = 13 }, CheckpointFormat.HuggingFace),
+        ["hf-qwen3-qk-norm-bf16-tied"] = new(new TinyLlamaSpec { Architecture = "Qwen3ForCausalLM", Storage = StoredType.BF16, Tied = true, KvHeads = 1, Seed = 14 }, CheckpointFormat.HuggingFace),
         ["hf-mistral-head-dim-16-mqa"] = new(new TinyLlamaSpec { Architecture = "MistralForCausalLM", ExplicitHeadDim = 16, KvHeads = 1, Seed = 4 }, CheckpointFormat.HuggingFace),
         ["hf-llama3-scaling-rope-scaling-bf16"] = new(new TinyLlamaSpec { Hidden = 64, Llama3 = Llama3, Storage = StoredType.BF16, Seed = 5 }, CheckpointFormat.HuggingFace, Tokens: 48),
         ["hf-llama3-scaling-rope-parameters-f32"] = new(new TinyLlamaSpec { Hidden = 64, Llama3 = Llama3, RopeTheta = 500000, RopeStyle = RopeConfigStyle.RopeParametersBlock, Seed = 6 }, CheckpointFormat.HuggingFace, Tokens: 48),
@@ -100,6 +102,36 @@ public class ReferenceLogitsTests(ITestOutputHelper output)
         })
         {
             double diff = Diff.MaxAbs(expected, new ReferenceLlama(variant, weights).AllLogits(tokens));
+            output.WriteLine($"{what}: max logit change {diff:E2}");
+            Assert.True(diff > 100 * Tolerance, $"{what} changes the logits by only {diff:E2}");
+        }
+    }
+
+    /// <summary>Qwen3's per-head norms matter to the reference: without them (or with the key norm on the queries) it moves.</summary>
+    [Fact]
+    public void Reference_IsSensitiveToQwen3HeadNorms()
+    {
+        var spec = Cases["hf-qwen3-head-dim-16-qk-norm-untied"].Spec;
+        var model = new TinyLlama(spec);
+        var weights = model.Tensors.ToDictionary(t => t.Name, t => t.Values);
+        int[] tokens = model.RandomTokens(24, seed: 5);
+        var config = ReferenceConfig.From(spec, adjacentRopePairs: false);
+        Assert.True(config.QkNorm);
+        double[][] expected = new ReferenceLlama(config, weights).AllLogits(tokens);
+
+        var swapped = new Dictionary<string, float[]>(weights);
+        for (int i = 0; i < spec.Layers; i++)
+        {
+            (swapped[$"L{i}.q_norm"], swapped[$"L{i}.k_norm"]) = (weights[$"L{i}.k_norm"], weights[$"L{i}.q_norm"]);
+        }
+
+        foreach (var (what, logits) in new[]
+        {
+            ("no head norms", new ReferenceLlama(config with { QkNorm = false }, weights).AllLogits(tokens)),
+            ("query and key norms swapped", new ReferenceLlama(config, swapped).AllLogits(tokens)),
+        })
+        {
+            double diff = Diff.MaxAbs(expected, logits);
             output.WriteLine($"{what}: max logit change {diff:E2}");
             Assert.True(diff > 100 * Tolerance, $"{what} changes the logits by only {diff:E2}");
         }
@@ -178,6 +210,7 @@ public class ReferenceLogitsTests(ITestOutputHelper output)
         Assert.Equal(
             (spec.VocabSize, spec.Hidden, spec.Intermediate, spec.Layers, spec.Heads, spec.KvHeads, spec.HeadDim, spec.HasBiases, spec.Tied),
             (config.VocabSize, config.HiddenSize, config.IntermediateSize, config.LayerCount, config.HeadCount, config.KvHeadCount, config.HeadDim, config.AttentionBias, config.TiedEmbeddings));
+        Assert.Equal(spec.HasQkNorm, config.QkNorm);
         Assert.Equal(gguf ? RopeLayout.AdjacentPairs : RopeLayout.HalfSplit, config.RopeLayout);
         Assert.Equal(gguf ? (float)spec.RopeTheta : spec.RopeTheta, config.RopeTheta);
         if (!gguf)
@@ -215,6 +248,13 @@ public class ReferenceLogitsTests(ITestOutputHelper output)
             foreach (var (part, m) in new[] { ("q", l.Query), ("k", l.Key), ("v", l.Value), ("o", l.Output), ("gate", l.Gate), ("up", l.Up), ("down", l.Down) })
             {
                 Same($"L{i}.{part}", All(m));
+            }
+
+            Assert.Equal(stored.ContainsKey($"L{i}.q_norm"), l.QueryNorm is not null);
+            if (stored.ContainsKey($"L{i}.q_norm"))
+            {
+                Same($"L{i}.q_norm", l.QueryNorm);
+                Same($"L{i}.k_norm", l.KeyNorm);
             }
 
             if (stored.ContainsKey($"L{i}.q_bias"))

@@ -35,6 +35,8 @@ public static class TinyCheckpoints
             "q_bias" => "self_attn.q_proj.bias",
             "k_bias" => "self_attn.k_proj.bias",
             "v_bias" => "self_attn.v_proj.bias",
+            "q_norm" => "self_attn.q_norm.weight",
+            "k_norm" => "self_attn.k_norm.weight",
             "ffn_norm" => "post_attention_layernorm.weight",
             "gate" => "mlp.gate_proj.weight",
             "up" => "mlp.up_proj.weight",
@@ -53,6 +55,7 @@ public static class TinyCheckpoints
             "o" => "attn_output.weight",
             "q" or "k" or "v" => $"attn_{PartOf(logical)}.weight",
             "q_bias" or "k_bias" or "v_bias" => $"attn_{PartOf(logical)[0]}.bias",
+            "q_norm" or "k_norm" => $"attn_{PartOf(logical)}.weight",
             "gate" or "up" or "down" => $"ffn_{PartOf(logical)}.weight",
             var p => $"{p}.weight",
         },
@@ -64,6 +67,7 @@ public static class TinyCheckpoints
         string modelType = spec.Architecture switch
         {
             "Qwen2ForCausalLM" => "qwen2",
+            "Qwen3ForCausalLM" => "qwen3",
             "MistralForCausalLM" => "mistral",
             _ => "llama",
         };
@@ -90,9 +94,15 @@ public static class TinyCheckpoints
             config["head_dim"] = headDim;
         }
 
-        if (modelType == "llama")
+        if (modelType is "llama" or "qwen3")
         {
             config["attention_bias"] = spec.AttentionBias;
+        }
+
+        if (modelType == "qwen3")
+        {
+            // Qwen3's configs always state head_dim (128 on 0.6B with hidden 1024 and 16 heads: not hidden / heads).
+            config["head_dim"] = spec.HeadDim;
         }
         else if (modelType == "mistral")
         {

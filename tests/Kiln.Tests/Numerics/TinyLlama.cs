@@ -55,6 +55,8 @@ public sealed record TinyLlamaSpec
     public int Seed { get; init; } = 1;
 
     public bool HasBiases => AttentionBias || Architecture == "Qwen2ForCausalLM";
+
+    public bool HasQkNorm => Architecture == "Qwen3ForCausalLM";
 }
 
 /// <summary>
@@ -99,6 +101,12 @@ public sealed class TinyLlama
                 Vector($"L{i}.q_bias", q, 0.5, 0);
                 Vector($"L{i}.k_bias", kv, 0.5, 0);
                 Vector($"L{i}.v_bias", kv, 0.5, 0);
+            }
+
+            if (spec.HasQkNorm)
+            {
+                Vector($"L{i}.q_norm", spec.HeadDim, 0.3, 1.0);
+                Vector($"L{i}.k_norm", spec.HeadDim, 0.3, 1.0);
             }
 
             Matrix($"L{i}.o", spec.Hidden, q, Fan(q));

@@ -57,6 +57,8 @@ internal static unsafe class WeightSharding
                 Value = Rows(l.Value, kvStart, kv),
                 QueryBias = l.QueryBias?[(rank * q)..((rank + 1) * q)],
                 KeyBias = l.KeyBias?[kvStart..(kvStart + kv)],
+                QueryNorm = l.QueryNorm, // per head, the same for every head: whole on every rank
+                KeyNorm = l.KeyNorm,
                 ValueBias = l.ValueBias?[kvStart..(kvStart + kv)],
                 Output = Columns(l.Output, rank * q, q, owners),
                 FeedForwardNorm = l.FeedForwardNorm,
