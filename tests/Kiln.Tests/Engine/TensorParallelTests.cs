@@ -16,9 +16,12 @@ public sealed class TensorParallelTests
     [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 2)] // tp 4: each KV head replicated over 2 ranks
     [InlineData(Runtime.Formats.Gguf.GgmlType.Q8_0, 2)]
     [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 1)] // tp 2 and 4: the one KV head on every rank
-    public void LogitsAtEveryPosition_AgreeForTp1Tp2Tp4(Runtime.Formats.Gguf.GgmlType type, int kvHeads)
+    [InlineData(Runtime.Formats.Gguf.GgmlType.Q4_K, 2)] // random K-quant blocks: shards of whole 256-value blocks
+    [InlineData(Runtime.Formats.Gguf.GgmlType.F32, 2, "qwen3")] // per-head norms on every rank
+    public void LogitsAtEveryPosition_AgreeForTp1Tp2Tp4(Runtime.Formats.Gguf.GgmlType type, int kvHeads, string architecture = "llama")
     {
-        using var file = new TempGguf(new RandomLlamaOptions { VocabSize = 300, Hidden = 128, Intermediate = 256, Layers = 2, Heads = 8, KvHeads = kvHeads, Seed = 11, WeightType = type });
+        int hidden = type == Runtime.Formats.Gguf.GgmlType.Q4_K ? 1024 : 128; // row-parallel shards of 256 columns
+        using var file = new TempGguf(new RandomLlamaOptions { VocabSize = 300, Hidden = hidden, Intermediate = hidden * 2, Layers = 2, Heads = 8, KvHeads = kvHeads, Seed = 11, WeightType = type, Architecture = architecture });
         using var model = ModelLoader.Load(file.Path);
         int[] prompt = EngineTestModel.Prompt(3, 40).Select(id => id % 300).ToArray();
 

@@ -135,6 +135,17 @@ public class KilnVsLlamaCppTests
     }
 
     [Fact]
+    public void Kiln_RandomLlamaWithAStatedHeadSize_AsMistralWritesIt_MatchesLlamaCpp()
+    {
+        // Mistral Nemo and Small are llama files whose head size (attention.key_length, 128) is not hidden / heads.
+        var options = LlamaCppReferenceTests.Small with { ExplicitHeadDim = 32, KvHeads = 1, Seed = 460 };
+        var comparison = Compare(options);
+
+        Assert.True(comparison.MaxAbs <= ExactBound * comparison.ReferenceRms, comparison.Describe());
+        Assert.Equal(comparison.Positions, comparison.ArgMaxAgreements);
+    }
+
+    [Fact]
     public void Kiln_RandomQwen3_200GreedyTokensIdenticalToLlamaCpp()
     {
         var options = LlamaCppReferenceTests.Small with { Architecture = "qwen3", ExplicitHeadDim = 32, Seed = 450 };
