@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Kiln.Bench.Common;
+using LLama.Native;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Synthetic;
 
@@ -24,6 +25,12 @@ internal sealed record BenchOptions
 
     /// <summary>An existing GGUF file to use instead of a generated one.</summary>
     public string? ModelPath { get; init; }
+
+    /// <summary>
+    /// A llama.cpp quantization mix (Q4_K_M, Q6_K, Q4_0, ...) applied by llama.cpp's own quantizer to the generated
+    /// F32 model, as users' downloaded files are made; null to use the generated file as is.
+    /// </summary>
+    public LLamaFtype? Quantize { get; init; }
 
     public int Prompt { get; init; } = 128;
 
@@ -54,6 +61,12 @@ internal sealed record BenchOptions
             DefaultValueFactory = _ => m.WeightType,
             CustomParser = ParseType,
         };
+        var quantize = new Option<LLamaFtype?>("--quantize")
+        {
+            Description = "Quantize the generated F32 model with llama.cpp's quantizer to this mix (cached beside it).",
+            HelpName = "q4_0|q4_1|q5_0|q5_1|q2_k|q3_k_m|q4_k_m|q5_k_m|q6_k|q8_0",
+            CustomParser = ParseMix,
+        };
         var tied = new Option<bool>("--tied") { Description = "Tie the classifier to the token embeddings." };
         var seed = BenchCommandLine.Int("--seed", "Seed of the random weights.", (int)m.Seed);
         var model = new Option<string?>("--model") { Description = "An existing GGUF file to use instead of a generated one.", HelpName = "path.gguf" };
@@ -70,13 +83,14 @@ internal sealed record BenchOptions
             "Generates (once, cached in bench/results/models) a random-weight Llama GGUF and measures one sequence's prefill and " +
             "greedy decode speed in Kiln's CPU runner and in llama.cpp (LLamaSharp), same weights and thread count.")
         {
-            vocab, hidden, intermediate, layers, heads, kvHeads, type, tied, seed, model, prompt, decode, threads, runs, engines,
+            vocab, hidden, intermediate, layers, heads, kvHeads, type, quantize, tied, seed, model, prompt, decode, threads, runs, engines,
         };
         command.SetAction(result =>
         {
             var options = new BenchOptions
             {
                 ModelPath = result.GetValue(model),
+                Quantize = result.GetValue(quantize),
                 Prompt = result.GetValue(prompt),
                 Decode = result.GetValue(decode),
                 Threads = result.GetValue(threads),
@@ -101,6 +115,18 @@ internal sealed record BenchOptions
             });
         });
         return command;
+    }
+
+    private static LLamaFtype? ParseMix(ArgumentResult result)
+    {
+        string s = result.Tokens[0].Value;
+        if (Enum.TryParse<LLamaFtype>("MOSTLY_" + s.ToUpperInvariant(), out var mix))
+        {
+            return mix;
+        }
+
+        result.AddError($"unknown quantization mix '{s}' (q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_m, q4_k_m, q5_k_m, q6_k, q8_0)");
+        return null;
     }
 
     private static GgmlType ParseType(ArgumentResult result)

@@ -34,7 +34,21 @@ static int RunCpu(BenchOptions options)
         var started = Stopwatch.GetTimestamp();
         model = RandomLlamaGguf.WriteCached(Path.Combine(results, "models"), options.Model);
         var m = options.Model;
-        description = string.Create(c, $"random Llama, {m.ParameterCount / 1e6:F1}M parameters ({m.WeightType}), vocab {m.VocabSize}, hidden {m.Hidden}, " +
+        string storage = m.WeightType.ToString();
+        if (options.Quantize is { } mix)
+        {
+            string quantized = Path.ChangeExtension(model, $"{mix}.gguf");
+            if (!File.Exists(quantized))
+            {
+                LlamaCppSetup.Quantize(model, quantized + ".partial", mix, options.Threads);
+                File.Move(quantized + ".partial", quantized);
+            }
+
+            model = quantized;
+            storage = $"{mix.ToString().Replace("MOSTLY_", "", StringComparison.Ordinal)} by llama.cpp's quantizer from {m.WeightType}";
+        }
+
+        description = string.Create(c, $"random Llama, {m.ParameterCount / 1e6:F1}M parameters ({storage}), vocab {m.VocabSize}, hidden {m.Hidden}, " +
             $"intermediate {m.Intermediate}, {m.Layers} layers, {m.Heads} heads / {m.KvHeads} KV heads, {(m.TiedEmbeddings ? "tied" : "untied")} classifier");
         Console.WriteLine(string.Create(c, $"model {model} ready in {Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s"));
     }
