@@ -15,6 +15,29 @@ internal static unsafe class BlockBits
             ? Avx2.ConvertToVector256Int32(p)
             : Vector256.Create(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
 
+    /// <summary>Whether the decoders take 16 values at a time (AVX-512: a 16-entry table lookup turns a nibble into its float).</summary>
+    public static bool Wide => Avx512F.IsSupported;
+
+    /// <summary>Bytes p[0..15] zero-extended to sixteen int32 lanes. Requires AVX-512.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> Bytes16(byte* p) => Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+
+    /// <summary>
+    /// table[lane's low 4 bits] in each lane (vpermps): a nibble to a float in one step, the higher bits of the lane
+    /// ignored, so a zero-extended byte gives its low nibble's entry. Requires AVX-512.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Lookup(Vector512<float> table, Vector512<int> nibbles) => Avx512F.PermuteVar16x32(table, nibbles);
+
+    /// <summary>q * scale + offset at destination[0..15], as <see cref="ScaledPlus"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ScaledPlus16(Vector512<float> q, float scale, float offset, float* destination) =>
+        ((q * Vector512.Create(scale)) + Vector512.Create(offset)).Store(destination);
+
+    /// <summary>q * scale at destination[0..15], as <see cref="Scaled"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Scaled16(Vector512<float> q, float scale, float* destination) => (q * Vector512.Create(scale)).Store(destination);
+
     /// <summary>The f16 at <paramref name="p"/> as float32 (exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfConversion.ToSingle(Unsafe.ReadUnaligned<ushort>(p));

@@ -118,11 +118,24 @@ internal static class KBlocks
             byte* packed = block + 4;
             byte* q = block + 16;
             var fifteen = Vector256.Create(15);
+            var nibbles = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for (int group = 0; group < 8; group += 2, q += 32, destination += 64)
             {
                 var (s0, m0) = ScaleAndMin(packed, group);
                 var (s1, m1) = ScaleAndMin(packed, group + 1);
                 float d0 = d * s0, min0 = dmin * m0, d1 = d * s1, min1 = dmin * m1;
+                if (Wide)
+                {
+                    for (int h = 0; h < 32; h += 16)
+                    {
+                        var v = Bytes16(q + h);
+                        ScaledPlus16(Lookup(nibbles, v), d0, -min0, destination + h);
+                        ScaledPlus16(Lookup(nibbles, Vector512.ShiftRightLogical(v, 4)), d1, -min1, destination + 32 + h);
+                    }
+
+                    continue;
+                }
+
                 for (int h = 0; h < 32; h += 8)
                 {
                     var v = Bytes8(q + h);
@@ -202,6 +215,26 @@ internal static class KBlocks
             {
                 byte* low = block + (64 * half);
                 byte* high = block + 128 + (32 * half);
+                if (Wide)
+                {
+                    var fifteen16 = Vector512.Create(15);
+                    var three16 = Vector512.Create(3);
+                    var offset16 = Vector512.Create(32);
+                    for (int l = 0; l < 32; l += 16)
+                    {
+                        int g = l / 16;
+                        var lowA = Bytes16(low + l);
+                        var lowB = Bytes16(low + 32 + l);
+                        var h = Bytes16(high + l);
+                        Scaled16(Vector512.ConvertToSingle(((lowA & fifteen16) | Vector512.ShiftLeft(h & three16, 4)) - offset16), d * scales[g], destination + l);
+                        Scaled16(Vector512.ConvertToSingle(((lowB & fifteen16) | Vector512.ShiftLeft(Vector512.ShiftRightLogical(h, 2) & three16, 4)) - offset16), d * scales[g + 2], destination + 32 + l);
+                        Scaled16(Vector512.ConvertToSingle((Vector512.ShiftRightLogical(lowA, 4) | Vector512.ShiftLeft(Vector512.ShiftRightLogical(h, 4) & three16, 4)) - offset16), d * scales[g + 4], destination + 64 + l);
+                        Scaled16(Vector512.ConvertToSingle((Vector512.ShiftRightLogical(lowB, 4) | Vector512.ShiftLeft(Vector512.ShiftRightLogical(h, 6), 4)) - offset16), d * scales[g + 6], destination + 96 + l);
+                    }
+
+                    continue;
+                }
+
                 for (int l = 0; l < 32; l += 8)
                 {
                     int g = l / 16;

@@ -23,6 +23,15 @@ internal static class LegacyBlocks
         public static void Dequantize(byte* block, float* destination)
         {
             float d = Half(block);
+            if (Wide)
+            {
+                var centred = Vector512.Create(-8f, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+                var bytes = Bytes16(block + 2);
+                Scaled16(Lookup(centred, bytes), d, destination);
+                Scaled16(Lookup(centred, Vector512.ShiftRightLogical(bytes, 4)), d, destination + 16);
+                return;
+            }
+
             var eight = Vector256.Create(8);
             for (int h = 0; h < 16; h += 8)
             {
