@@ -14,9 +14,9 @@ internal static partial class CudaEmulator
     [ModuleInitializer]
     internal static void SelectForThisProcess()
     {
-        // Two devices, so the tensor-parallel group runs over two ranks and a real all-reduce. The emulator reads
-        // the native environment, which Environment.SetEnvironmentVariable does not change on Unix.
-        setenv("KILN_EMU_DEVICES", "2", overwrite: 0);
+        // Four devices, so tensor-parallel groups run over two and four ranks with a real all-reduce. The emulator
+        // reads the native environment, which Environment.SetEnvironmentVariable does not change on Unix.
+        setenv("KILN_EMU_DEVICES", "4", overwrite: 0);
 
         TestDevice.UseEmulator(Build);
     }

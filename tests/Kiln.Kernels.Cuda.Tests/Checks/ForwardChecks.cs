@@ -98,14 +98,16 @@ public abstract class ForwardChecks
         Assert.Equal(!fusedDecodeLayers, launched.Contains("rope_write_kv"));
     }
 
-    [Fact]
-    public void TensorParallelBeyondTheKvHeads_ReplicatesThem_AndMatchesTheCpuBackend()
+    [Theory]
+    [InlineData(1, 2)] // one KV head over two devices: both ranks hold it
+    [InlineData(2, 4)] // two KV heads over four devices: each on two ranks
+    public void TensorParallelBeyondTheKvHeads_ReplicatesThem_AndMatchesTheCpuBackend(int kvHeads, int devices)
     {
-        // One KV head over two devices: both ranks hold it (vLLM's replication), each with half the query heads.
-        TestDevice.RequireDevices(2);
-        using var model = TestDevice.RandomModel(Small with { KvHeads = 1, Seed = 78 });
+        // vLLM's replication: every rank holds the KV head its query heads read, each rank a 1/devices of the query heads.
+        TestDevice.RequireDevices(devices);
+        using var model = TestDevice.RandomModel(Small with { KvHeads = kvHeads, Seed = 78 });
         using var cpu = new CpuModelRunner(model, maxBatchTokens: 64, maxContext: 512);
-        using var group = new TensorParallelCudaRunner(model, 2, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
+        using var group = new TensorParallelCudaRunner(model, devices, new CudaRunnerOptions { MaxBatchTokens = 64, MaxLogitRows = 64, KernelCacheDirectory = TestDevice.CacheDirectory });
         using var cpuCache = cpu.CreateKvCache(8, 16, 2, 4);
         using var groupCache = group.CreateKvCache(8, 16, 2, 4);
         int[] tables = [3, 0, 0, 0, /* row 1 */ 4, 7, 0, 0];
