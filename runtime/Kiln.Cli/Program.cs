@@ -13,7 +13,19 @@ var root = new RootCommand("kiln: run LLMs on Kiln's warm-resident engine. With 
 
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    var parsed = root.Parse(args);
+    if (parsed.Errors.Count > 0)
+    {
+        // One line per mistake, naming the option; `kiln <command> --help` lists them all.
+        foreach (var error in parsed.Errors)
+        {
+            await Console.Error.WriteLineAsync($"kiln: error: {error.Message}");
+        }
+
+        return 1;
+    }
+
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (OperationCanceledException)
 {

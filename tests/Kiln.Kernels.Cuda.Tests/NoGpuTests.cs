@@ -50,7 +50,7 @@ public sealed class NoGpuTests
         string root = RepositoryRoot();
         if (!File.Exists("/usr/bin/g++") && !File.Exists("/usr/local/bin/g++"))
         {
-            Assert.Skip("needs g++ to parse the CUDA sources through kernels/tools/cuda_shim.h");
+            Prerequisite.Missing("needs g++ to parse the CUDA sources through kernels/tools/cuda_shim.h");
         }
 
         foreach (int headDim in new[] { 64, 128 })
@@ -97,7 +97,7 @@ public sealed class NoGpuTests
             var (exitCode, output) = RunScript(root, "check-nvrtc.sh", "--all", "--arch", architecture, $"-DHEAD_DIM={headDim}", $"-DGQA_GROUP={group}");
             if (exitCode == 2)
             {
-                Assert.Skip($"needs NVRTC, not a GPU (on Debian 12: kernels/tools/install-nvrtc.sh): {output.Trim()}");
+                Prerequisite.Missing($"needs NVRTC, not a GPU (on Debian 12: kernels/tools/install-nvrtc.sh): {output.Trim()}");
             }
 
             Assert.True(exitCode == 0, output);

@@ -17,10 +17,53 @@ internal static class CommonOptions
         Required = required,
     };
 
-    public static Option<int> TensorParallel() => new("--tp")
+    public static Option<int> TensorParallel() =>
+        Int("--tp", "Tensor-parallel degree: split the model over this many ranks (CPU threads here, GPUs with CUDA).", 1, minimum: 1);
+
+    /// <summary>An integer option whose mistakes are one line naming it: not an integer, or below <paramref name="minimum"/>.</summary>
+    public static Option<int> Int(string name, string description, int defaultValue, int minimum = int.MinValue) => new(name)
     {
-        Description = "Tensor-parallel degree: split the model over this many ranks (CPU threads here, GPUs with CUDA).",
-        DefaultValueFactory = _ => 1,
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value))
+            {
+                result.AddError($"{name}: '{text}' is not an integer");
+                return defaultValue;
+            }
+
+            if (value < minimum)
+            {
+                result.AddError($"{name} must be at least {minimum}, not {value}");
+            }
+
+            return value;
+        },
+    };
+
+    /// <summary>A number option whose mistakes are one line naming it: not a number, or outside [minimum, maximum].</summary>
+    public static Option<float> Float(string name, string description, float defaultValue, float minimum, float maximum) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = result =>
+        {
+            string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) || !float.IsFinite(value))
+            {
+                result.AddError($"{name}: '{text}' is not a number");
+                return defaultValue;
+            }
+
+            if (value < minimum || value > maximum)
+            {
+                result.AddError($"{name} must be between {minimum.ToString(CultureInfo.InvariantCulture)} and {maximum.ToString(CultureInfo.InvariantCulture)}, not {text}");
+            }
+
+            return value;
+        },
     };
 
     /// <summary><c>--device cpu|cuda</c>: the backend that runs the model.</summary>

@@ -9,14 +9,15 @@ internal static class DetokenizeCommand
     {
         var model = CommonOptions.Model();
         var ids = CommonOptions.Ids(required: true);
-        var command = new Command("detokenize", "Print the text that token ids stand for.") { model, ids };
+        var special = new Option<bool>("--special") { Description = "Print special tokens (BOS, EOS, ...) as their text too; by default they are left out." };
+        var command = new Command("detokenize", "Print the text that token ids stand for.") { model, ids, special };
         command.SetAction(result =>
         {
             int[] tokens = CommonOptions.ParseIds(result.GetValue(ids)!);
             var (tokenizer, owner) = TokenizeCommand.LoadTokenizer(result.GetValue(model));
             using (owner)
             {
-                Console.WriteLine(tokenizer.Decode(tokens));
+                Console.WriteLine(tokenizer.Decode(tokens, skipSpecialTokens: !result.GetValue(special)));
             }
 
             return 0;

@@ -12,10 +12,24 @@ internal static class GenerateCommand
     {
         var model = CommonOptions.Model();
         var prompt = new Option<string>("--prompt", "-p") { Description = "The text to continue.", Required = true };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "How many tokens to generate at most.", DefaultValueFactory = _ => 128 };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 is greedy.", DefaultValueFactory = _ => 0.8f };
-        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling: keep the most likely tokens up to this mass.", DefaultValueFactory = _ => 0.95f };
-        var seed = new Option<ulong?>("--seed") { Description = "Seed for reproducible sampling." };
+        var maxTokens = CommonOptions.Int("--max-tokens", "How many tokens to generate at most.", 128, minimum: 1);
+        var temperature = CommonOptions.Float("--temperature", "Sampling temperature; 0 is greedy.", 0.8f, 0, 2);
+        var topP = CommonOptions.Float("--top-p", "Nucleus sampling: keep the most likely tokens up to this mass.", 0.95f, float.Epsilon, 1);
+        var seed = new Option<ulong?>("--seed")
+        {
+            Description = "Seed for reproducible sampling.",
+            CustomParser = result =>
+            {
+                string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (ulong.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out ulong value))
+                {
+                    return value;
+                }
+
+                result.AddError($"--seed: '{text}' is not a non-negative integer");
+                return null;
+            },
+        };
         var tp = CommonOptions.TensorParallel();
         var device = CommonOptions.Device();
         var command = new Command("generate", "Generate text from a prompt, streamed as it is produced.")
@@ -32,10 +46,6 @@ internal static class GenerateCommand
             };
             sampling.Validate();
             int max = result.GetValue(maxTokens);
-            if (max < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(maxTokens), max, "--max-tokens must be at least 1");
-            }
 
             bool cuda = CudaCli.IsCuda(result.GetValue(device));
             if (cuda)

@@ -16,7 +16,7 @@ internal static class LogitsCommand
     {
         var model = CommonOptions.Model();
         var ids = CommonOptions.Ids(required: true);
-        var greedy = new Option<int>("--greedy") { Description = "How many tokens to choose greedily after the prompt.", DefaultValueFactory = _ => 0 };
+        var greedy = CommonOptions.Int("--greedy", "How many tokens to choose greedily after the prompt.", 0, minimum: 0);
         var tp = CommonOptions.TensorParallel();
         var device = CommonOptions.Device();
         var command = new Command("logits", "Print {\"last_logits\":[...],\"greedy\":[...]} for a prompt of token ids.") { model, ids, greedy, tp, device };

@@ -22,6 +22,10 @@ public sealed class InferenceEngine : IDisposable
     private readonly Admission _admission;
     private readonly Action _resume;
     private readonly Action<RequestState> _release;
+
+    // Orders a request's hand-off to the inbox against Dispose: a request is either in the inbox before Dispose drains
+    // it (and is aborted there) or sees the engine stopped and is refused; never queued after the drain, unanswered.
+    private readonly Lock _handoff = new();
     private long _nextId;
     private int _inboxRequests;
     private long _inboxPromptTokens;
@@ -72,6 +76,9 @@ public sealed class InferenceEngine : IDisposable
 
     public int TensorParallelSize => _core.Runner.TensorParallelSize;
 
+    /// <summary>Test seam: runs after a call's requests are validated and reserved, before they are handed to the engine.</summary>
+    internal Action? BeforeHandoff { get; set; }
+
     /// <summary>
     /// Queues a request and returns its event stream. Fails fast with <see cref="EngineOverloadedException"/> when the
     /// engine (or the request's caller) has no room, and with <see cref="ArgumentException"/> when the request cannot
@@ -115,6 +122,7 @@ public sealed class InferenceEngine : IDisposable
         }
 
         _admission.Reserve(caller, sequences);
+        BeforeHandoff?.Invoke();
         var streams = new IAsyncEnumerable<TokenEvent>[requests.Count];
         for (int i = 0; i < requests.Count; i++)
         {
@@ -145,8 +153,27 @@ public sealed class InferenceEngine : IDisposable
             });
         }
 
-        _inbox.Enqueue(state);
-        _wake.Release();
+        lock (_handoff)
+        {
+            if (_stopping)
+            {
+                state.Registration.Dispose();
+                _release(state);
+                throw new ObjectDisposedException(nameof(InferenceEngine), "the engine was shut down");
+            }
+
+            _inbox.Enqueue(state);
+        }
+
+        try
+        {
+            _wake.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Dispose ran after the hand-off: its drain of the inbox has aborted this request, which its stream reports.
+        }
+
         return ReadAsync(state, cancellationToken);
     }
 
@@ -258,12 +285,16 @@ public sealed class InferenceEngine : IDisposable
 
     public void Dispose()
     {
-        if (_stopping)
+        lock (_handoff)
         {
-            return;
+            if (_stopping)
+            {
+                return;
+            }
+
+            _stopping = true;
         }
 
-        _stopping = true;
         _wake.Release();
         _thread.Join();
         while (_inbox.TryDequeue(out var state))

@@ -98,6 +98,16 @@ public abstract class ForwardChecks
         Assert.Equal(!fusedDecodeLayers, launched.Contains("rope_write_kv"));
     }
 
+    [Fact]
+    public void CopyBlock_OnTheDevicePool_DecodesLikeItsSource()
+    {
+        TestDevice.Require();
+        using var model = TestDevice.RandomModel(Small);
+        using var gpu = new CudaModelRunner(model, new CudaRunnerOptions { MaxBatchTokens = 16, MaxLogitRows = 16, KernelCacheDirectory = TestDevice.CacheDirectory });
+
+        CopyBlockCheck.CopiedBlock_DecodesLikeItsSource(gpu);
+    }
+
     [Theory]
     [InlineData(1, 2)] // one KV head over two devices: both ranks hold it
     [InlineData(2, 4)] // two KV heads over four devices: each on two ranks

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Kiln.LocalCluster;
+using Kiln.Tests.Infrastructure;
 using OpenAI.Chat;
 
 namespace Kiln.Tests.Cluster;
@@ -22,7 +23,7 @@ public sealed class ScaleToZeroLoopTests
         }
         catch (AzuriteUnavailableException e)
         {
-            Assert.Skip($"Azurite unavailable: {e.Message}");
+            Prerequisite.Missing($"Azurite unavailable: {e.Message}");
             throw;
         }
     }

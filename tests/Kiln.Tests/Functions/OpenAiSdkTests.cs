@@ -70,6 +70,40 @@ public sealed class OpenAiSdkTests(KilnServerFixture fixture) : IClassFixture<Ki
     }
 
     [Fact]
+    public async Task Chat_Streamed_StopStringAcrossTwoChunks_IsNotSentAndFinishesWithStop()
+    {
+        var chat = Server.OpenAi().GetChatClient(ModelId);
+        ChatMessage[] messages = [new UserChatMessage("Once upon a time there was a little cat.")];
+        var free = await StreamAsync(chat, messages, new ChatCompletionOptions { MaxOutputTokenCount = 24, Temperature = 0 });
+        Assert.Equal(ChatFinishReason.Length, free.Finish);
+
+        // Two characters on either side of a chunk boundary of that same greedy stream.
+        var (stop, before) = Engine.StoppingTests.SpanningStop(free.Pieces);
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 24, Temperature = 0 };
+        options.StopSequences.Add(stop);
+        var stopped = await StreamAsync(chat, messages, options);
+
+        Assert.Equal(ChatFinishReason.Stop, stopped.Finish);
+        Assert.Equal(before, string.Concat(stopped.Pieces));
+        Assert.True(stopped.Usage!.OutputTokenCount < 24, "generation went on past the stop string");
+    }
+
+    private static async Task<(List<string> Pieces, ChatFinishReason? Finish, ChatTokenUsage? Usage)> StreamAsync(ChatClient chat, ChatMessage[] messages, ChatCompletionOptions options)
+    {
+        var pieces = new List<string>();
+        ChatFinishReason? finish = null;
+        ChatTokenUsage? usage = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync(messages, options, Ct))
+        {
+            pieces.AddRange(update.ContentUpdate.Select(part => part.Text));
+            finish ??= update.FinishReason;
+            usage ??= update.Usage;
+        }
+
+        return (pieces, finish, usage);
+    }
+
+    [Fact]
     public async Task Chat_RepeatedPrompt_ReportsCachedPromptTokens()
     {
         var chat = Server.OpenAi().GetChatClient(ModelId);

@@ -19,7 +19,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
     {
         if (_azurite is null)
         {
-            Assert.Skip($"Azurite unavailable: {_unavailable}");
+            Prerequisite.Missing($"Azurite unavailable: {_unavailable}");
         }
 
         return _azurite;
