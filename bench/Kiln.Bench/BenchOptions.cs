@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Kiln.Bench.Common;
-using LLama.Native;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Synthetic;
+using LLama.Native;
 
 namespace Kiln.Bench;
 

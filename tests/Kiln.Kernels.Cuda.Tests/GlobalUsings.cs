@@ -1,2 +1,2 @@
-global using Xunit;
 global using Kiln.Tests.Infrastructure;
+global using Xunit;
