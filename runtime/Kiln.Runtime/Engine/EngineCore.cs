@@ -27,7 +27,6 @@ internal sealed class EngineCore : IDisposable
     private readonly TimeSpan _stalledReaderTimeout;
     private readonly List<RequestState> _stalled = [];
     private long _arrivals;
-    private long _promptTokensComputed;
 
     // Published for Stats() by the engine thread.
     private long _pendingPrompt;
@@ -202,7 +201,6 @@ internal sealed class EngineCore : IDisposable
             return true;
         }
 
-        _promptTokensComputed += step.PrefillTokens;
         _windowPrompt += step.PrefillTokens;
         long outputBefore = _output.OutputTokens;
         for (int s = 0; s < rows; s++)

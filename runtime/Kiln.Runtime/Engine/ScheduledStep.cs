@@ -2,8 +2,8 @@ namespace Kiln.Runtime.Engine;
 
 /// <summary>
 /// One step's plan, as flat arrays that map straight onto a kernel ABI (vLLM's input metadata): token ids, positions,
-/// per-sequence query lengths, block tables ([sequences x BlockTableStride]), context lengths, and the copy-on-write
-/// block copies to do first. Buffers are sized once and reused every step.
+/// per-sequence query lengths, block tables ([sequences x BlockTableStride]), and the copy-on-write block copies to
+/// do first. A runner finds each sequence's context length from its positions, so none is passed. Buffers are sized once and reused every step.
 /// </summary>
 internal sealed class ScheduledStep
 {
@@ -13,7 +13,6 @@ internal sealed class ScheduledStep
         Positions = new int[maxTokens];
         SequenceRows = new int[maxSequences];
         QueryLengths = new int[maxSequences];
-        ContextLengths = new int[maxSequences];
         BlockTables = new int[maxSequences * blockTableStride];
         BlockTableStride = blockTableStride;
         for (int i = 0; i < maxSequences; i++)
@@ -31,8 +30,6 @@ internal sealed class ScheduledStep
 
     public int[] QueryLengths { get; }
 
-    public int[] ContextLengths { get; }
-
     public int[] BlockTables { get; }
 
     public int BlockTableStride { get; }
@@ -45,8 +42,6 @@ internal sealed class ScheduledStep
 
     public int PrefillTokens { get; private set; }
 
-    public int DecodeTokens { get; private set; }
-
     public bool IsEmpty => Sequences.Count == 0;
 
     public void Clear()
@@ -55,7 +50,6 @@ internal sealed class ScheduledStep
         BlockCopies.Clear();
         TokenCount = 0;
         PrefillTokens = 0;
-        DecodeTokens = 0;
     }
 
     /// <summary>Adds tokens [ComputedTokens, ComputedTokens + count) of the sequence.</summary>
@@ -71,7 +65,6 @@ internal sealed class ScheduledStep
         }
 
         QueryLengths[row] = count;
-        ContextLengths[row] = start + count;
         var table = sequence.BlockTable;
         for (int b = 0; b < table.Count; b++)
         {
@@ -81,6 +74,5 @@ internal sealed class ScheduledStep
         TokenCount += count;
         bool decode = count == 1 && start >= sequence.PromptLength;
         PrefillTokens += decode ? 0 : count;
-        DecodeTokens += decode ? 1 : 0;
     }
 }

@@ -60,8 +60,6 @@ internal sealed class Sequence
     /// <summary>Prompt tokens found in the prefix cache at first admission (reported in usage).</summary>
     public int CachedPromptTokens { get; set; } = -1;
 
-    public int Preemptions { get; set; }
-
     public int OutputLength => Tokens.Count - PromptLength;
 
     public int PendingTokens => Tokens.Count - ComputedTokens;
@@ -73,7 +71,6 @@ internal sealed class Sequence
         CommittedBlocks = 0;
         BlockTable.Clear();
         Status = SequenceStatus.Waiting;
-        Preemptions++;
     }
 
     public override string ToString() => $"{Request.Id}#{SampleIndex} ({Tokens.Count} tokens, {ComputedTokens} computed, {Status})";
