@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
@@ -28,15 +27,11 @@ internal sealed class EngineCore : IDisposable
     private readonly List<RequestState> _stalled = [];
     private long _arrivals;
 
-    // Published for Stats() by the engine thread.
-    private long _pendingPrompt;
-    private long _pendingDecode;
-    private int _waiting;
-    private int _running;
-    private int _runningRequests;
+    // Published for Stats() by the engine thread, once a step; the rates over windows of about a second.
+    private readonly PublishedStats _published = new();
     private double _promptRate;
     private double _outputRate;
-    private long _windowStart = Stopwatch.GetTimestamp();
+    private long _windowStart;
     private long _windowPrompt;
     private long _windowOutput;
 
@@ -48,6 +43,7 @@ internal sealed class EngineCore : IDisposable
     {
         _model = model;
         _time = time;
+        _windowStart = time.GetTimestamp();
         _stalledReaderTimeout = TimeSpan.FromSeconds(options.StalledReaderTimeoutSeconds);
         var config = model.Config;
         long blockBytes = runner?.KvBlockBytes(options.BlockSize) ?? ModelRunners.CpuKvBlockBytes(config, options.TensorParallelSize, options.BlockSize);
@@ -92,7 +88,7 @@ internal sealed class EngineCore : IDisposable
     public bool HasWork => _scheduler.HasWork;
 
     /// <summary>Sequences waiting for admission as of the last step (published for admission control).</summary>
-    public int PublishedWaiting => Volatile.Read(ref _waiting);
+    public int PublishedWaiting => _published.Read().WaitingSequences;
 
     public void ValidateFits(int[] prompt, int maxTokens)
     {
@@ -310,22 +306,22 @@ internal sealed class EngineCore : IDisposable
             runningRequests += running ? 1 : 0;
         }
 
-        Volatile.Write(ref _runningRequests, runningRequests);
-        Volatile.Write(ref _pendingPrompt, prompt);
-        Volatile.Write(ref _pendingDecode, decode);
-        Volatile.Write(ref _waiting, _scheduler.WaitingCount);
-        Volatile.Write(ref _running, _scheduler.RunningCount);
-
-        var elapsed = Stopwatch.GetElapsedTime(_windowStart);
+        var elapsed = _time.GetElapsedTime(_windowStart);
         if (elapsed >= TimeSpan.FromSeconds(1) || !_scheduler.HasWork)
         {
             double seconds = Math.Max(elapsed.TotalSeconds, 1e-3);
-            Volatile.Write(ref _promptRate, _windowPrompt / seconds);
-            Volatile.Write(ref _outputRate, _windowOutput / seconds);
+            _promptRate = _windowPrompt / seconds;
+            _outputRate = _windowOutput / seconds;
             _windowPrompt = 0;
             _windowOutput = 0;
-            _windowStart = Stopwatch.GetTimestamp();
+            _windowStart = _time.GetTimestamp();
         }
+
+        _published.Publish(new PublishedStats.Figures(
+            _scheduler.WaitingCount, _scheduler.RunningCount, runningRequests, prompt, decode,
+            _blocks.BlockCount, _blocks.UsedBlockCount, _blocks.FreeBlockCount, _blocks.CachedBlockCount,
+            _blocks.PrefixLookupBlocks, _blocks.PrefixHitBlocks, _promptRate, _outputRate,
+            _scheduler.Preemptions, _scheduler.PromptTokensAdmitted, _scheduler.PromptTokensCached));
     }
 
     /// <summary>
@@ -334,28 +330,28 @@ internal sealed class EngineCore : IDisposable
     /// </summary>
     public EngineStats Stats(int waitingRequests, long inboxPromptTokens, long inboxDecodeTokens)
     {
-        long lookups = _blocks.PrefixLookupBlocks;
+        var f = _published.Read();
         return new EngineStats
         {
             WaitingRequests = waitingRequests,
-            RunningRequests = Volatile.Read(ref _runningRequests),
-            RunningSequences = Volatile.Read(ref _running),
-            PendingPromptTokens = Volatile.Read(ref _pendingPrompt) + inboxPromptTokens,
-            PendingDecodeTokens = Volatile.Read(ref _pendingDecode) + inboxDecodeTokens,
-            KvBlocksTotal = _blocks.BlockCount,
-            KvBlocksUsed = _blocks.UsedBlockCount,
-            KvBlocksFree = _blocks.FreeBlockCount,
-            KvBlocksCached = _blocks.CachedBlockCount,
-            PrefixCacheHitRate = lookups == 0 ? 0 : (double)_blocks.PrefixHitBlocks / lookups,
-            PromptTokensPerSecond = Volatile.Read(ref _promptRate),
-            OutputTokensPerSecond = Volatile.Read(ref _outputRate),
-            Preemptions = _scheduler.Preemptions,
+            RunningRequests = f.RunningRequests,
+            RunningSequences = f.RunningSequences,
+            PendingPromptTokens = f.PendingPromptTokens + inboxPromptTokens,
+            PendingDecodeTokens = f.PendingDecodeTokens + inboxDecodeTokens,
+            KvBlocksTotal = f.KvBlocksTotal,
+            KvBlocksUsed = f.KvBlocksUsed,
+            KvBlocksFree = f.KvBlocksFree,
+            KvBlocksCached = f.KvBlocksCached,
+            PrefixCacheHitRate = f.PrefixLookupBlocks == 0 ? 0 : (double)f.PrefixHitBlocks / f.PrefixLookupBlocks,
+            PromptTokensPerSecond = f.PromptTokensPerSecond,
+            OutputTokensPerSecond = f.OutputTokensPerSecond,
+            Preemptions = f.Preemptions,
             CompletedRequests = _output.CompletedRequests,
             FinishedStop = _output.FinishedStop,
             FinishedLength = _output.FinishedLength,
             FinishedAborted = _output.FinishedAborted,
-            PromptTokensAdmitted = _scheduler.PromptTokensAdmitted,
-            PromptTokensCached = _scheduler.PromptTokensCached,
+            PromptTokensAdmitted = f.PromptTokensAdmitted,
+            PromptTokensCached = f.PromptTokensCached,
             OutputTokens = _output.OutputTokens,
             TensorParallelSize = Runner.TensorParallelSize,
             DeviceIds = [.. Enumerable.Range(0, Runner.TensorParallelSize)],
