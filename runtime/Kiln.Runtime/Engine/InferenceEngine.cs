@@ -76,6 +76,9 @@ public sealed class InferenceEngine : IDisposable
 
     public int TensorParallelSize => _core.Runner.TensorParallelSize;
 
+    /// <summary>Requests handed to the engine that its thread has not yet taken from the inbox.</summary>
+    internal int InboxRequests => Volatile.Read(ref _inboxRequests);
+
     /// <summary>Test seam: runs after a call's requests are validated and reserved, before they are handed to the engine.</summary>
     internal Action? BeforeHandoff { get; set; }
 

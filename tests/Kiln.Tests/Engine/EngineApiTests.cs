@@ -82,7 +82,7 @@ public sealed class EngineApiTests(EngineTestModel fixture) : IClassFixture<Engi
             accepted.Add(engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(i, 20), maxTokens: 300), cts.Token));
         }
 
-        await Task.Delay(100); // several steps: the inbox is certainly drained into the scheduler by now
+        await WaitUntil(() => engine.InboxRequests == 0); // drained into the scheduler's queue
         Assert.Equal(3, engine.GetStats().WaitingRequests);
         Assert.Throws<EngineOverloadedException>(() => engine.Submit(EngineTestModel.Request(EngineTestModel.Prompt(9, 20), maxTokens: 4)));
         await cts.CancelAsync();

@@ -2,6 +2,8 @@ using Grpc.Core;
 using k8s;
 using Kiln.Scaler.Scaling;
 using Kiln.Scaler.Sources;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Kiln.Tests.Scaler;
 
@@ -47,14 +49,15 @@ public sealed class KubernetesSourceTests
     public async Task ErrorStatus_ServesLastGoodValue_ThenUnavailablePastStaleness()
     {
         var queue = new FakeQueueSource { Sample = new QueueSample(10, 10, 1000) };
-        await using var h = await ScalerHarness.StartAsync(queue: queue);
+        var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        await using var h = await ScalerHarness.StartAsync(queue: queue, services: s => s.AddSingleton<TimeProvider>(clock));
         h.Kube.Nodes.Add(FakeKubernetesApi.Node("gpu-a", 4)); // 2 free groups of 2
         var r = h.Ref(overrides: ("stalenessSeconds", "1"));
         Assert.Equal(2000, await h.MetricAsync(r)); // capped at 0 + 2 groups
 
         h.Kube.FailWith = 500;
         Assert.Equal(2000, await h.MetricAsync(r)); // the API fails: last good snapshot, no error to KEDA
-        await Task.Delay(1300, Ct);
+        clock.Advance(TimeSpan.FromMilliseconds(1300)); // past the 1 s staleness
         var e = await Assert.ThrowsAsync<RpcException>(() => h.MetricAsync(r));
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
         Assert.Contains("cluster", e.Status.Detail, StringComparison.Ordinal);
