@@ -34,7 +34,8 @@ public sealed class NoGpuTests
             string product = GemvVariant.ProductOf(name);
             if (GemvVariant.Products.Contains(product))
             {
-                Assert.Equal(name, product == name ? name : GemvVariant.ForTokens(product, 1));
+                // A product's launch name is the product itself or its one-token form: exactly one of the two.
+                Assert.True(name == product || name == product + "_t1", $"{name} is neither the product {product} nor its one-token form");
                 string suffix = product.Contains("_q8", StringComparison.Ordinal) ? "q8" : product.Contains("_f16", StringComparison.Ordinal) ? "f16" : "";
                 Assert.Matches(suffix.Length > 0 ? $@"GEMV_COMPACT_FORMAT\({suffix}, |GEMV_ROPE_KERNEL\({product}," : $@"GEMV_(FUSED_|ROPE_)?KERNEL\({product},", source);
                 continue;

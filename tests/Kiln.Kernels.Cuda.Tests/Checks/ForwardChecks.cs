@@ -175,10 +175,7 @@ public abstract class ForwardChecks
         Assert.True(group.TryForwardSampled(new ForwardBatch(ids, positions, rows, lengths), groupCache, [default, default], drawn));
         for (int s = 0; s < 2; s++)
         {
-            var row = expected.AsSpan(s * Small.VocabSize, Small.VocabSize);
-            float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-            float range = max - System.Numerics.Tensors.TensorPrimitives.Min(row);
-            Assert.True(row[drawn[s]] >= max - (0.02f * range), $"sequence {s}: the group drew {drawn[s]}, the CPU's best logit is {max}, that token's {row[drawn[s]]}");
+            AssertIsTheArgmax(expected.AsSpan(s * Small.VocabSize, Small.VocabSize), drawn[s], $"sequence {s}: the group drew");
         }
     }
 
@@ -257,6 +254,26 @@ public abstract class ForwardChecks
         Assert.Equal(2, gpu.GraphCount); // both decode sizes replayed from graphs
     }
 
+    /// <summary>
+    /// A greedy choice made from bf16 activations must be the CPU's argmax, unless the CPU's two best logits are within
+    /// a near-tie: 0.5% of the row's range. The GPU's logits differ from the CPU's by about 6e-3 of their rms (relative
+    /// L2, measured on these models), some 0.1% of the range, so only a real tie can flip.
+    /// </summary>
+    private static void AssertIsTheArgmax(ReadOnlySpan<float> cpuLogits, int chosen, string what)
+    {
+        int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(cpuLogits);
+        if (chosen == best)
+        {
+            return;
+        }
+
+        float range = cpuLogits[best] - System.Numerics.Tensors.TensorPrimitives.Min(cpuLogits);
+        float tie = 0.005f * range;
+        Assert.True(
+            cpuLogits[best] - cpuLogits[chosen] <= tie,
+            $"{what} {chosen} (CPU logit {cpuLogits[chosen]}), the CPU's argmax is {best} ({cpuLogits[best]}): not within the near-tie {tie}");
+    }
+
     private static void Compare(CpuModelRunner cpu, IModelRunner gpu, IPagedKvCache cpuCache, IPagedKvCache gpuCache,
         int[] ids, int[] positions, int[] sequences, int[] lengths, bool allPositions = false)
     {
@@ -287,10 +304,7 @@ public abstract class ForwardChecks
             var logits = TeacherForced(cpu, prompts[i], outputs[i]);
             for (int k = 0; k < outputs[i].Count; k++)
             {
-                var row = logits.AsSpan(k * Small.VocabSize, Small.VocabSize);
-                float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-                float range = max - System.Numerics.Tensors.TensorPrimitives.Min(row);
-                Assert.True(row[outputs[i][k]] >= max - (0.02f * range), $"request {i} token {k}: the GPU chose {outputs[i][k]} (CPU logit {row[outputs[i][k]]}), the CPU's best is {max}");
+                AssertIsTheArgmax(logits.AsSpan(k * Small.VocabSize, Small.VocabSize), outputs[i][k], $"request {i} token {k}: the GPU chose");
             }
         }
     }

@@ -10,20 +10,29 @@ namespace Kiln.Tests.Cli;
 /// </summary>
 public sealed class CliKernelsTests
 {
+    private static readonly string[] LibraryFolders = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"];
+
     [Fact]
     public async Task Kernels_FillTheCache_OrSayThatNvrtcIsWhatTheyNeed()
     {
+        // Which outcome is right is decided here, apart from the code under test: is an NVRTC library where the
+        // loader finds one (the names CudaLibraries tries, in the system library folders)?
+        bool nvrtc = LibraryFolders
+            .Where(Directory.Exists)
+            .Any(folder => Directory.GetFiles(folder, "libnvrtc.so*").Any(f => !f.Contains("builtins", StringComparison.Ordinal)));
         using var cache = new TempDirectory();
         var (exitCode, stdout, stderr) = await KilnProcess.RunAsync(["kernels", "--arch", "sm_90", "--cache", cache.Path]);
 
-        if (exitCode == 0)
+        if (nvrtc)
         {
+            Assert.True(exitCode == 0, $"NVRTC is installed, but kiln kernels failed: {stderr}");
             Assert.StartsWith("sm_90, head size 32, attention group 2: compiled", stdout, StringComparison.Ordinal); // the demo model
             Assert.Matches(@", for runners with NVRTC \d+\.\d+\s*$", stdout); // the version is part of the cache key
             Assert.Single(Directory.GetFiles(cache.Path, "kiln-sm90-*.cubin"));
             return;
         }
 
+        Assert.Equal(1, exitCode);
         string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         Assert.StartsWith("kiln: error: compiling kernels ahead needs NVRTC", line, StringComparison.Ordinal);
         Assert.Empty(Directory.GetFileSystemEntries(cache.Path));

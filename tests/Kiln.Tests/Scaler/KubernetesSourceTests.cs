@@ -67,6 +67,27 @@ public sealed class KubernetesSourceTests
     }
 
     [Fact]
+    public async Task FailingQueueSource_ServesLastGoodValue_ThenUnavailablePastStaleness()
+    {
+        var queue = new FakeQueueSource { Sample = new QueueSample(1, 1, 900) };
+        var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        await using var h = await ScalerHarness.StartAsync(queue: queue, services: s => s.AddSingleton<TimeProvider>(clock));
+        h.Kube.Nodes.Add(FakeKubernetesApi.Node("gpu-a", 4)); // 2 free groups of 2: the cap is 2000, above the 900 queued
+        var r = h.Ref(overrides: ("stalenessSeconds", "1"));
+        Assert.Equal(900, await h.MetricAsync(r));
+
+        queue.Failure = new InvalidOperationException("storage is unreachable");
+        Assert.Equal(900, await h.MetricAsync(r)); // the queue fails: its last good sample
+        clock.Advance(TimeSpan.FromMilliseconds(1300)); // past the 1 s staleness
+        var e = await Assert.ThrowsAsync<RpcException>(() => h.MetricAsync(r));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+
+        queue.Failure = null;
+        queue.Sample = new QueueSample(1, 1, 400);
+        Assert.Equal(400, await h.MetricAsync(r)); // recovered, and reading afresh
+    }
+
+    [Fact]
     public async Task NoValueYet_ErrorIsUnavailable()
     {
         await using var h = await ScalerHarness.StartAsync(queue: new FakeQueueSource());

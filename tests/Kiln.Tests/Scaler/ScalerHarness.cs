@@ -84,8 +84,11 @@ public sealed class FakeQueueSource : IQueueSource
 {
     public QueueSample Sample { get; set; }
 
+    /// <summary>When set, every read fails with it, as a storage outage or a revoked key makes the real source fail.</summary>
+    public Exception? Failure { get; set; }
+
     public Task<QueueSample> ReadAsync(string connectionString, string queueName, int defaultMaxTokens, CancellationToken cancellationToken) =>
-        Task.FromResult(Sample);
+        Failure is { } failure ? Task.FromException<QueueSample>(failure) : Task.FromResult(Sample);
 }
 
 /// <summary>
