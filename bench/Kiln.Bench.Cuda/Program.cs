@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Models;
 using Kiln.Runtime.Sampling;
 

@@ -1,3 +1,4 @@
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;

@@ -1,6 +1,6 @@
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;

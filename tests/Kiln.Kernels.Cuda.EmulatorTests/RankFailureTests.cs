@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using Kiln.Kernels.Cuda.Model;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Synthetic;
 
 namespace Kiln.Kernels.Cuda.Tests;

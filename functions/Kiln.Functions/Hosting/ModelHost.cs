@@ -1,7 +1,7 @@
 using Kiln.Kernels.Cuda;
 using Kiln.Kernels.Cuda.Native;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Chat;
-using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Loading;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Kiln.Kernels.Cuda.Device;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 
 namespace Kiln.Kernels.Cuda.Model;
 

@@ -1,5 +1,6 @@
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Native;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;

@@ -1,5 +1,5 @@
 using Kiln.Kernels.Cuda.Device;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;

@@ -1,6 +1,6 @@
 using Kiln.Kernels.Cuda;
 using Kiln.Kernels.Cuda.Native;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;

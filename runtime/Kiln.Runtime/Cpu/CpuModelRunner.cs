@@ -1,3 +1,4 @@
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu.TensorParallel;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;

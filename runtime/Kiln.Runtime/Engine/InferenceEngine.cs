@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;

@@ -1,5 +1,5 @@
 using Kiln.Kernels.Cuda.Model;
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Formats.Gguf;
 using Kiln.Runtime.Synthetic;
 

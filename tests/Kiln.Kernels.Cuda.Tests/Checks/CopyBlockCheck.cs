@@ -1,4 +1,4 @@
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 
 namespace Kiln.Tests.Infrastructure;
 

@@ -1,5 +1,6 @@
 using Kiln.Kernels.Cuda.Device;
 using Kiln.Kernels.Cuda.Model;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Formats.Gguf;

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Kiln.Runtime.Cpu.TensorParallel;
+using Kiln.Runtime.Backends;
 
 namespace Kiln.Tests.Engine;
 

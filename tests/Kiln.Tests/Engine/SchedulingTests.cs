@@ -1,3 +1,4 @@
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Cpu;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Kv;

@@ -1,4 +1,4 @@
-using Kiln.Runtime.Cpu;
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Models;
 

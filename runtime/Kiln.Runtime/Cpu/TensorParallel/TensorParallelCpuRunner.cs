@@ -1,3 +1,4 @@
+using Kiln.Runtime.Backends;
 using Kiln.Runtime.Kv;
 using Kiln.Runtime.Loading;
 using Kiln.Runtime.Models;

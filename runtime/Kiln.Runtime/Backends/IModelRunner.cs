@@ -2,7 +2,7 @@ using Kiln.Runtime.Kv;
 using Kiln.Runtime.Models;
 using Kiln.Runtime.Sampling;
 
-namespace Kiln.Runtime.Cpu;
+namespace Kiln.Runtime.Backends;
 
 /// <summary>
 /// A backend that runs one step of the model: the CPU runner, a tensor-parallel group of CPU ranks, or a GPU.

@@ -1,4 +1,4 @@
-namespace Kiln.Runtime.Cpu;
+namespace Kiln.Runtime.Backends;
 
 /// <summary>
 /// One step's work for the model, as flat arrays that map straight onto a kernel ABI. Sequence s owns the

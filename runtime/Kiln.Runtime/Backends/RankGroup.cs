@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
 
-namespace Kiln.Runtime.Cpu.TensorParallel;
+namespace Kiln.Runtime.Backends;
 
 /// <summary>
 /// Runs one step on every rank of a tensor-parallel group, CPU threads or GPUs alike: rank 0 on the caller's thread
