@@ -80,6 +80,7 @@ internal sealed class EngineCore : IDisposable
         _logits = new float[(long)options.MaxSequences * config.VocabSize];
         _next = new int[options.MaxSequences];
         _draws = new DeviceSampling[options.MaxSequences];
+        PublishStats(); // the empty engine's figures (the pool's size), before any step
     }
 
     public IModelRunner Runner { get; }

@@ -271,43 +271,17 @@ public sealed class BlockManager
 
     public bool IsFree(int block) => _free.Contains(CheckBlock(block));
 
-    public void CheckInvariants()
-    {
-        _free.Validate();
-        var free = 0;
-        var cached = 0;
-        var published = 0;
-        for (var b = 0; b < BlockCount; b++)
-        {
-            if (_refCount[b] < 0 || (_refCount[b] == 0) != _free.Contains(b))
-            {
-                throw new InvalidOperationException($"block {b} has refcount {_refCount[b]} but IsFree={_free.Contains(b)}");
-            }
+    /// <summary>For the tests' invariant check (<c>BlockManagerInvariants</c>): a block's commit state and hash.</summary>
+    internal (bool Committed, bool Published, ulong Hash) StateOf(int block) =>
+        (_state[block] == StateCommitted, _state[block] == StatePublished, _hash[block]);
 
-            free += _refCount[b] == 0 ? 1 : 0;
-            if (_refCount[b] == 0 && _state[b] == StateCommitted)
-            {
-                throw new InvalidOperationException($"free block {b} is committed but unpublished, so it can never be found");
-            }
+    internal bool PrefixCaching => _prefixCaching;
 
-            if (_state[b] == StatePublished)
-            {
-                published++;
-                cached += _refCount[b] == 0 ? 1 : 0;
-                if (!_published.TryGetValue(_hash[b], out var owner) || owner != b)
-                {
-                    throw new InvalidOperationException($"published block {b} is not in the hash map under its hash {_hash[b]:x16}");
-                }
-            }
-        }
+    internal int PublishedCount => _published.Count;
 
-        // Every map entry is some published block's own (checked above), so equal counts mean no stale entries.
-        if (free != FreeBlockCount || cached != _cachedFree || published != _published.Count || (!_prefixCaching && published != 0))
-        {
-            throw new InvalidOperationException(
-                $"counts disagree: free {free}/{FreeBlockCount}, cached {cached}/{_cachedFree}, published {published}/{_published.Count} (prefix caching {_prefixCaching})");
-        }
-    }
+    internal bool IsPublishedAs(ulong hash, int block) => _published.TryGetValue(hash, out int owner) && owner == block;
+
+    internal void ValidateFreeList() => _free.Validate();
 
     // At most the full blocks before the last token: that token must be computed to produce logits.
     private int LookupLimit(int length) => length == 0 ? 0 : (length - 1) / BlockSize;
