@@ -76,7 +76,7 @@ internal sealed class EngineCore : IDisposable
         _cache = Runner.CreateKvCache(blockCount, options.BlockSize, options.MaxSequences, blocksPerSequence);
         _scheduler = new Scheduler(_blocks, options.MaxBatchedTokens, options.MaxSequences, blocksPerSequence);
         _newDecoder = model.Tokenizer is { } tokenizer ? () => tokenizer.CreateStreamingDecoder(skipSpecialTokens: true, continuesText: true) : null;
-        _output = new OutputProcessor(_scheduler, _blocks, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
+        _output = new OutputProcessor(_scheduler, new Sampler(config.VocabSize), model.EosTokenIds, MaxModelLength, _newDecoder);
         _logits = new float[(long)options.MaxSequences * config.VocabSize];
         _next = new int[options.MaxSequences];
         _draws = new DeviceSampling[options.MaxSequences];
@@ -142,12 +142,12 @@ internal sealed class EngineCore : IDisposable
     {
         for (int s = 0; s < sequences.Count; s++)
         {
-            if (!OutputProcessor.CanSampleOnDevice(sequences[s]))
+            if (!DeviceSampling.Allows(sequences[s].Request.Sampling))
             {
                 return false;
             }
 
-            _draws[s] = OutputProcessor.DeviceDraw(sequences[s]);
+            _draws[s] = DeviceSampling.For(sequences[s].Request.Sampling, sequences[s].Sampling);
         }
 
         return true;

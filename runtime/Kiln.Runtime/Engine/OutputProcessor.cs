@@ -3,13 +3,12 @@ using Kiln.Runtime.Sampling;
 namespace Kiln.Runtime.Engine;
 
 /// <summary>
-/// Turns a sequence's logits into its next token and the events its caller sees: sampling, parallel-sample forks,
-/// incremental detokenization, stop tokens and stop strings, max tokens, and usage when the request completes.
+/// Turns a sequence's logits into its next token and the events its caller sees: sampling (the scheduler forks the
+/// parallel samples first), incremental detokenization, stop tokens and stop strings, max tokens, and usage when the request completes.
 /// Runs on the engine thread.
 /// </summary>
 internal sealed class OutputProcessor(
     Scheduler scheduler,
-    Kv.BlockManager blocks,
     Sampler sampler,
     IReadOnlyList<int> eosTokenIds,
     int maxModelLength,
@@ -38,24 +37,11 @@ internal sealed class OutputProcessor(
         var request = sequence.Request;
         if (!request.Forked && request.Sampling.N > 1)
         {
-            // Parallel sampling: the other samples share the prompt's blocks (copy-on-write on their first append)
-            // and draw their first token from the same logits.
-            request.Forked = true;
-            for (int k = 1; k < request.Sampling.N; k++)
+            // Parallel sampling: the other samples fork from this one and draw their first token from the same logits.
+            scheduler.Fork(sequence, newDecoder);
+            for (int k = 1; k < request.Sequences.Count; k++)
             {
-                var child = new Sequence(request, k, sequence.Tokens, sequence.PromptLength, sequence.Arrival, new SamplingState(request.Sampling, k))
-                {
-                    ComputedTokens = sequence.ComputedTokens,
-                    CommittedBlocks = sequence.CommittedBlocks,
-                    CachedPromptTokens = sequence.CachedPromptTokens,
-                    Decoder = newDecoder?.Invoke(),
-                };
-                child.Sampling.ObservePrompt(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens)[..sequence.PromptLength]);
-                child.StopMatcher = request.Sampling.Stop is { Length: > 0 } stops ? new StopStringMatcher(stops) : null;
-                blocks.Fork(sequence.BlockTable, child.BlockTable);
-                request.Sequences.Add(child);
-                scheduler.AddRunning(child);
-                SampleOne(child, logits);
+                SampleOne(request.Sequences[k], logits);
             }
         }
 
@@ -75,32 +61,13 @@ internal sealed class OutputProcessor(
     }
 
     /// <summary>
-    /// The backend already drew the sequence's next token (on the device, see <see cref="CanSampleOnDevice"/>):
+    /// The backend already drew the sequence's next token (on the device, see <see cref="DeviceSampling.Allows"/>):
     /// record it and emit it. Its log-probability was not computed (NaN); no such request asked for one.
     /// </summary>
     public void OnToken(Sequence sequence, int tokenId)
     {
         sequence.Sampling.Record(tokenId);
         Emit(sequence, new SampledToken(tokenId, float.NaN, null));
-    }
-
-    /// <summary>
-    /// Whether a backend may draw the sequence's next token where the logits are, without copying them back: greedy, or
-    /// temperature with top-k and top-p; no penalties (they change the logits first), no min-p, no log-probabilities,
-    /// a single sample (parallel samples fork from the first logits on the host).
-    /// </summary>
-    public static bool CanSampleOnDevice(Sequence sequence)
-    {
-        var p = sequence.Request.Sampling;
-        return p.LogProbs is null && p.N == 1 && p.RepetitionPenalty == 1f && p.PresencePenalty == 0f && p.FrequencyPenalty == 0f &&
-            (p.IsGreedy || p.MinP == 0f);
-    }
-
-    /// <summary>The sequence's next draw for a device sampler (<see cref="CanSampleOnDevice"/> holds).</summary>
-    public static DeviceSampling DeviceDraw(Sequence sequence)
-    {
-        var p = sequence.Request.Sampling;
-        return p.IsGreedy ? new DeviceSampling(0f, 0, 1f, 0) : new DeviceSampling(p.Temperature, p.TopK, p.TopP, sequence.Sampling.StepSeed);
     }
 
     private void Emit(Sequence sequence, SampledToken token)

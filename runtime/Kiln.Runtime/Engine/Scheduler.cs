@@ -58,12 +58,32 @@ internal sealed class Scheduler
         _liveWaiting++;
     }
 
-    /// <summary>Adds a sequence that shares a running sequence's blocks (parallel sampling): it takes a slot held for it.</summary>
-    public void AddRunning(Sequence sequence)
+    /// <summary>
+    /// Parallel sampling, once the first sample's prompt is computed: samples 1..n-1 join it, sharing its blocks
+    /// (copy-on-write on their first append) and its computed tokens, each running in a slot held for it since the
+    /// request was admitted.
+    /// </summary>
+    public void Fork(Sequence first, Func<Kiln.Tokenization.StreamingDecoder>? newDecoder)
     {
-        sequence.Status = SequenceStatus.Running;
-        _reservedForks--;
-        InsertRunning(sequence);
+        var request = first.Request;
+        request.Forked = true;
+        for (int k = 1; k < request.Sampling.N; k++)
+        {
+            var child = new Sequence(request, k, first.Tokens, first.PromptLength, first.Arrival, new Sampling.SamplingState(request.Sampling, k))
+            {
+                ComputedTokens = first.ComputedTokens,
+                CommittedBlocks = first.CommittedBlocks,
+                CachedPromptTokens = first.CachedPromptTokens,
+                Decoder = newDecoder?.Invoke(),
+                StopMatcher = request.Sampling.Stop is { Length: > 0 } stops ? new Sampling.StopStringMatcher(stops) : null,
+            };
+            child.Sampling.ObservePrompt(CollectionsMarshal.AsSpan(first.Tokens)[..first.PromptLength]);
+            _blocks.Fork(first.BlockTable, child.BlockTable);
+            request.Sequences.Add(child);
+            child.Status = SequenceStatus.Running;
+            _reservedForks--;
+            InsertRunning(child);
+        }
     }
 
     public ScheduledStep Schedule()
