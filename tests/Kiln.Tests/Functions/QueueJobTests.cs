@@ -122,6 +122,33 @@ public sealed class QueueJobTests(AzuriteFixture azurite) : IClassFixture<Azurit
         Assert.Equal(3, result.RootElement.GetProperty("timings").GetProperty("dequeue_count").GetInt64()); // host.json maxDequeueCount
     }
 
+    [Fact]
+    public async Task MessageDequeuedPastTheLimitWithoutAnOutcome_IsPoisonedUnrun_NeedsAzurite()
+    {
+        // A process that died mid-job three times leaves a message dequeued three times with no outcome: the next
+        // receive (the fourth) must move it to the poison queue without running it again, as the Functions host does.
+        string connection = azurite.ConnectionString;
+        var queue = await QueueAsync(connection, _queue);
+        var poison = await QueueAsync(connection, _queue + "-poison");
+        string job = Job("lost-1", Completion());
+        await queue.SendMessageAsync(job, Ct);
+        for (int attempt = 1; attempt <= 3; attempt++)
+        {
+            var leased = (await queue.ReceiveMessageAsync(TimeSpan.FromSeconds(30), Ct)).Value;
+            Assert.Equal(attempt, leased.DequeueCount);
+            await queue.UpdateMessageAsync(leased.MessageId, leased.PopReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: Ct); // "crashed"
+        }
+
+        await using var server = await StartAsync(connection);
+        await WaitUntilAsync(async () => (await poison.GetPropertiesAsync(Ct)).Value.ApproximateMessagesCount > 0, "the message to reach the poison queue");
+        Assert.Equal(job, (await poison.ReceiveMessageAsync(cancellationToken: Ct)).Value.Body.ToString());
+        await WaitEmptyAsync(queue);
+
+        // Unrun: no result was written for it.
+        var container = new BlobContainerClient(connection, _container);
+        Assert.False(await container.ExistsAsync(Ct) && await container.GetBlobClient("lost-1.json").ExistsAsync(Ct), "the job ran although it was past the limit");
+    }
+
     private async Task<KilnServer> StartAsync(string connection, Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? configure = null)
     {
         var server = await KilnServer.StartAsync(
