@@ -21,7 +21,7 @@ public sealed class DeviceSettingTests
         var settings = Settings([]);
         Assert.Equal(KilnDevice.Cpu, settings.Device);
         Assert.Equal("cpu", settings.DeviceName);
-        Assert.Equal(new Runtime.Engine.EngineOptions().KvCacheMemoryFraction, settings.Engine.KvCacheMemoryFraction);
+        Assert.Equal(0.25, settings.Engine.KvCacheMemoryFraction); // the CPU default the README states
     }
 
     [Fact]
@@ -30,7 +30,7 @@ public sealed class DeviceSettingTests
         var cuda = Settings(new() { ["Kiln:Device"] = "CUDA" });
         Assert.Equal(KilnDevice.Cuda, cuda.Device);
         Assert.Equal("cuda", cuda.DeviceName);
-        Assert.Equal(KilnSettings.CudaKvCacheMemoryFraction, cuda.Engine.KvCacheMemoryFraction);
+        Assert.Equal(0.9, cuda.Engine.KvCacheMemoryFraction); // "0.9 unless set" on GPUs, as the README states
 
         var configured = Settings(new() { ["Kiln:Device"] = "cuda", ["Kiln:KvCacheMemoryFraction"] = "0.5" });
         Assert.Equal(0.5, configured.Engine.KvCacheMemoryFraction);
