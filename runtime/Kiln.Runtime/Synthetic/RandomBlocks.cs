@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Kiln.Runtime.Formats.Gguf;
-using Kiln.Runtime.Tensors;
 using Kiln.Runtime.Tensors.Quants;
 
 namespace Kiln.Runtime.Synthetic;
@@ -86,7 +85,7 @@ internal static class RandomBlocks
     {
         var layout = Layout(type);
         var values = new float[blocks.Length / layout.BlockBytes * layout.Values];
-        var weightType = Enum.Parse<WeightType>(type.ToString());
+        var weightType = GgmlTypes.ToWeightType(type)!.Value;
         fixed (byte* source = blocks)
         fixed (float* destination = values)
         {

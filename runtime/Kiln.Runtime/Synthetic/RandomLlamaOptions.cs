@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kiln.Runtime.Formats.Gguf;
+using Kiln.Runtime.Tensors;
 
 namespace Kiln.Runtime.Synthetic;
 
@@ -127,10 +128,5 @@ public sealed record RandomLlamaOptions
 
     private bool Divides(int block) => Hidden % block == 0 && Intermediate % block == 0 && (Heads * HeadDim) % block == 0;
 
-    private static int BlockValues(GgmlType type) => type switch
-    {
-        GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 => 1,
-        GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 => 32,
-        _ => 256,
-    };
+    private static int BlockValues(GgmlType type) => GgmlTypes.ToWeightType(type) is { } stored ? WeightTypeInfo.BlockValues(stored) : 1;
 }

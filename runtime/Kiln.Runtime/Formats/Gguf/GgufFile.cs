@@ -172,23 +172,10 @@ public sealed unsafe class GgufFile : IDisposable
     public GgufTensorInfo Tensor(string name) =>
         Tensors.TryGetValue(name, out var info) ? info : throw new ModelFormatException(Path, $"tensor '{name}' is missing");
 
-    private WeightType ToWeightType(GgufTensorInfo info) => (GgmlType)info.RawType switch
-    {
-        GgmlType.F32 => WeightType.F32,
-        GgmlType.F16 => WeightType.F16,
-        GgmlType.BF16 => WeightType.BF16,
-        GgmlType.Q8_0 => WeightType.Q8_0,
-        GgmlType.Q4_0 => WeightType.Q4_0,
-        GgmlType.Q4_1 => WeightType.Q4_1,
-        GgmlType.Q5_0 => WeightType.Q5_0,
-        GgmlType.Q5_1 => WeightType.Q5_1,
-        GgmlType.Q2_K => WeightType.Q2_K,
-        GgmlType.Q3_K => WeightType.Q3_K,
-        GgmlType.Q4_K => WeightType.Q4_K,
-        GgmlType.Q5_K => WeightType.Q5_K,
-        GgmlType.Q6_K => WeightType.Q6_K,
-        var other => throw new ModelFormatException(Path, $"tensor '{info.Name}' has ggml type {TypeName(other)}, which Kiln does not read; it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K to Q6_K (re-quantize the model to one of these, for example Q4_K_M)"),
-    };
+    private WeightType ToWeightType(GgufTensorInfo info) =>
+        GgmlTypes.ToWeightType((GgmlType)info.RawType) is { } type
+            ? type
+            : throw new ModelFormatException(Path, $"tensor '{info.Name}' has ggml type {TypeName((GgmlType)info.RawType)}, which Kiln does not read; it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K to Q6_K (re-quantize the model to one of these, for example Q4_K_M)");
 
     private static string TypeName(GgmlType type) => Enum.IsDefined(type) ? $"{type} ({(uint)type})" : $"{(uint)type}";
 

@@ -58,6 +58,29 @@ public enum GgmlType : uint
     MXFP4 = 39,
 }
 
+/// <summary>How the ggml types Kiln reads are stored in memory.</summary>
+public static class GgmlTypes
+{
+    /// <summary>The storage of <paramref name="type"/>, or null for a type Kiln does not read.</summary>
+    public static Tensors.WeightType? ToWeightType(GgmlType type) => type switch
+    {
+        GgmlType.F32 => Tensors.WeightType.F32,
+        GgmlType.F16 => Tensors.WeightType.F16,
+        GgmlType.BF16 => Tensors.WeightType.BF16,
+        GgmlType.Q8_0 => Tensors.WeightType.Q8_0,
+        GgmlType.Q4_0 => Tensors.WeightType.Q4_0,
+        GgmlType.Q4_1 => Tensors.WeightType.Q4_1,
+        GgmlType.Q5_0 => Tensors.WeightType.Q5_0,
+        GgmlType.Q5_1 => Tensors.WeightType.Q5_1,
+        GgmlType.Q2_K => Tensors.WeightType.Q2_K,
+        GgmlType.Q3_K => Tensors.WeightType.Q3_K,
+        GgmlType.Q4_K => Tensors.WeightType.Q4_K,
+        GgmlType.Q5_K => Tensors.WeightType.Q5_K,
+        GgmlType.Q6_K => Tensors.WeightType.Q6_K,
+        _ => null,
+    };
+}
+
 /// <summary>One tensor's entry in the GGUF header. Dimensions are ggml order: Dimensions[0] is the innermost.</summary>
 public sealed record GgufTensorInfo(string Name, long[] Dimensions, uint RawType, long Offset)
 {
