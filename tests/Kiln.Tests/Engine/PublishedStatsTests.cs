@@ -23,7 +23,8 @@ public sealed class PublishedStatsTests
             {
                 published.Publish(Step(step));
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         writer.Start();
 
         // Read until many publications went by beside the reads (a read count bounds it if the writer never runs).
