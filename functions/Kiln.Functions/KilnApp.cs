@@ -131,6 +131,8 @@ public static class KilnApp
         return services;
     }
 
+    private static readonly string[] OtherMethods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
     public static void MapRoutes(IEndpointRouteBuilder endpoints, string routePrefix)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
@@ -140,6 +142,17 @@ public static class KilnApp
         {
             endpoints.MapMethods($"{prefix}/{route}", [method], context => handle(handlers, context));
         }
+
+        // OpenAI answers a wrong method or an unknown URL with its error body too; so does the standalone app (under
+        // the Functions host, the host answers those itself).
+        foreach (var group in Routes.All.GroupBy(r => r.Route))
+        {
+            string[] allowed = [.. group.Select(r => r.Method)];
+            string[] others = [.. OtherMethods.Except(allowed)];
+            endpoints.MapMethods($"{prefix}/{group.Key}", others, context => ApiHandlers.MethodNotAllowedAsync(context, allowed));
+        }
+
+        endpoints.MapFallback(ApiHandlers.NotFoundAsync);
     }
 
     /// <summary>host.json's extensions.http.routePrefix (the host's default "api" when absent).</summary>

@@ -2,6 +2,8 @@ using System.Text.Json;
 using Kiln.Access;
 using Kiln.Functions.Hosting;
 using Kiln.Functions.OpenAi;
+using Kiln.Runtime.Chat;
+using Kiln.Runtime.Chat.Tools;
 using Kiln.Runtime.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -34,6 +36,23 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
 
     public Task ModelsAsync(HttpContext context) => RunAsync(context, "models", c =>
         WriteJsonAsync(c, StatusCodes.Status200OK, w => OpenAiResponses.WriteModelList(w, model.ModelId, model.Created)));
+
+    /// <summary>An unknown URL: 404 with OpenAI's error body.</summary>
+    public static Task NotFoundAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return new OpenAiException(StatusCodes.Status404NotFound, $"Invalid URL ({context.Request.Method} {context.Request.Path})", "invalid_request_error", null, null)
+            .WriteAsync(context.Response);
+    }
+
+    /// <summary>A known URL called with another method: 405 with OpenAI's error body and the Allow header.</summary>
+    public static Task MethodNotAllowedAsync(HttpContext context, IReadOnlyList<string> allowed)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Response.Headers.Allow = string.Join(", ", allowed);
+        return new OpenAiException(StatusCodes.Status405MethodNotAllowed, $"Invalid method for URL ({context.Request.Method} {context.Request.Path})", "invalid_request_error", null, null)
+            .WriteAsync(context.Response);
+    }
 
     /// <summary>Liveness: the process answers, whatever the model is doing.</summary>
     public Task HealthAsync(HttpContext context) => WriteJsonAsync(context, StatusCodes.Status200OK, w =>
@@ -130,10 +149,12 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         var request = OpenAiRequests.ParseChat(body.RootElement);
         RequireModel(request.Options.Model);
         var template = model.Template;
-        string prompt;
+        var tools = request.Tools;
+        var prompt = new ChatPrompt(request.Messages) { Tools = tools.Active ? tools.Tools : [], TemplateArguments = request.TemplateArguments };
+        string text;
         try
         {
-            prompt = template.Render(request.Messages);
+            text = template.Render(prompt);
         }
         catch (ArgumentException e)
         {
@@ -144,9 +165,11 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
 
         // A template that writes BOS itself must not get a second one from the tokenizer.
         using var call = InferenceCall.Start(
-            engine, [new PromptInput(prompt, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, CallerOf(context), context.RequestAborted,
+            engine, [new PromptInput(text, null)], request.Options.Sampling, !template.IncludesBos, header.Id, "messages", metrics, priority, CallerOf(context), context.RequestAborted,
             context.Features.Get<IFirstTokenFeature>());
-        await AnswerAsync(context, engine, call, header, request.Options, chat: true).ConfigureAwait(false);
+        var names = tools.Tools.Select(t => t.Name).ToArray();
+        Func<ToolCallParser>? parser = tools.Active ? () => new ToolCallParser(template.ToolCalls, names) : null;
+        await AnswerWriter.WriteAsync(context, call, header, request.Options, LogProbTexts(engine, request.Options), chat: true, parser).ConfigureAwait(false);
     }
 
     private async Task CompletionAsync(HttpContext context, int priority)
@@ -160,92 +183,10 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
         using var call = InferenceCall.Start(
             engine, request.Prompts, request.Options.Sampling, addSpecialTokens: true, header.Id, "prompt", metrics, priority, CallerOf(context), context.RequestAborted,
             context.Features.Get<IFirstTokenFeature>());
-        await AnswerAsync(context, engine, call, header, request.Options, chat: false).ConfigureAwait(false);
+        await AnswerWriter.WriteAsync(context, call, header, request.Options, LogProbTexts(engine, request.Options), chat: false, newParser: null).ConfigureAwait(false);
     }
 
-    private static async Task AnswerAsync(HttpContext context, InferenceEngine engine, InferenceCall call, ResponseHeader header, GenerationOptions options, bool chat)
-    {
-        var texts = options.LogProbs ? new TokenTexts(engine.Model.Tokenizer) : null;
-        if (options.Stream)
-        {
-            await StreamAsync(context, call, header, options, texts, chat).ConfigureAwait(false);
-            return;
-        }
-
-        var choices = Enumerable.Range(0, call.ChoiceCount).Select(i => new ChoiceResult(i)).ToArray();
-        await foreach (var (index, e) in call.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
-        {
-            var choice = choices[index];
-            if (texts is not null && e.TokenId >= 0)
-            {
-                choice.LogProbs.Add(new LogProbEntry(e.TokenId, e.LogProb, e.TopLogProbs, choice.Text.Length));
-            }
-
-            choice.Text.Append(e.Text);
-            choice.FinishReason = e.FinishReason ?? choice.FinishReason;
-        }
-
-        await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
-        {
-            if (chat)
-            {
-                OpenAiResponses.WriteChatCompletion(w, header, choices, call.Usage, texts);
-            }
-            else
-            {
-                OpenAiResponses.WriteCompletion(w, header, choices, call.Usage, texts);
-            }
-        }).ConfigureAwait(false);
-    }
-
-    /// <summary>One SSE chunk per token as the engine produces it; a chat stream opens each choice with its role.</summary>
-    private static async Task StreamAsync(HttpContext context, InferenceCall call, ResponseHeader header, GenerationOptions options, TokenTexts? texts, bool chat)
-    {
-        var aborted = context.RequestAborted;
-        using var sse = new SseWriter(context.Response);
-        await sse.StartAsync(aborted).ConfigureAwait(false);
-        if (chat)
-        {
-            for (int i = 0; i < call.ChoiceCount; i++)
-            {
-                int index = i;
-                await sse.WriteAsync(w => OpenAiResponses.WriteChatChunk(w, header, index, withRole: true, string.Empty, null, null, null), aborted).ConfigureAwait(false);
-            }
-        }
-
-        var offsets = new int[call.ChoiceCount];
-        await foreach (var (index, e) in call.ReadAllAsync(aborted).ConfigureAwait(false))
-        {
-            LogProbEntry[]? logProbs = texts is not null && e.TokenId >= 0 ? [new LogProbEntry(e.TokenId, e.LogProb, e.TopLogProbs, offsets[index])] : null;
-            offsets[index] += e.Text.Length;
-            if (e.Text.Length == 0 && logProbs is null && e.FinishReason is null)
-            {
-                continue; // text held back (partial UTF-8, undecided stop string): nothing to say yet
-            }
-
-            await sse.WriteAsync(
-                w =>
-                {
-                    if (chat)
-                    {
-                        OpenAiResponses.WriteChatChunk(w, header, index, withRole: false, e.Text.Length > 0 || logProbs is not null ? e.Text : null, logProbs, texts, e.FinishReason);
-                    }
-                    else
-                    {
-                        OpenAiResponses.WriteCompletionChunk(w, header, index, e.Text, logProbs, texts, e.FinishReason);
-                    }
-                },
-                aborted).ConfigureAwait(false);
-        }
-
-        if (options.IncludeUsage)
-        {
-            var usage = call.Usage;
-            await sse.WriteAsync(w => OpenAiResponses.WriteUsageChunk(w, header, usage), aborted).ConfigureAwait(false);
-        }
-
-        await sse.DoneAsync(aborted).ConfigureAwait(false);
-    }
+    private static TokenTexts? LogProbTexts(InferenceEngine engine, GenerationOptions options) => options.LogProbs ? new TokenTexts(engine.Model.Tokenizer) : null;
 
     /// <summary>Turns the protocol's exceptions into OpenAI error bodies and counts every call by status.</summary>
     private async Task RunAsync(HttpContext context, string endpoint, Func<HttpContext, Task> handle)
@@ -343,18 +284,7 @@ public sealed partial class ApiHandlers(ModelHost model, KilnMetrics metrics, Sh
     private ResponseHeader Header(string prefix, string objectName) =>
         new($"{prefix}-{Guid.NewGuid():N}", objectName, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), model.ModelId);
 
-    private static async Task WriteJsonAsync(HttpContext context, int status, Action<Utf8JsonWriter> write)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
-        await using (var writer = new Utf8JsonWriter(context.Response.BodyWriter, OpenAiJson.WriterOptions))
-        {
-            write(writer);
-        }
-
-        await context.Response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-    }
+    private static Task WriteJsonAsync(HttpContext context, int status, Action<Utf8JsonWriter> write) => ApiJson.WriteAsync(context, status, write);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Refused a {Endpoint} request: {Status} {Code}: {Reason}")]
     private static partial void LogRefused(ILogger logger, string endpoint, int status, string? code, string reason);

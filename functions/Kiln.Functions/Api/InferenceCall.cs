@@ -100,8 +100,14 @@ public sealed class InferenceCall : IDisposable
             message = message[..cut];
         }
 
+        // The engine words its rules "max_tokens must be >= 1"; OpenAI's read "Invalid 'max_tokens': ...".
+        if (error.ParamName is { } name && message.StartsWith(name + " ", StringComparison.Ordinal))
+        {
+            message = $"Invalid '{name}': {message[(name.Length + 1)..]}.";
+        }
+
         if (error.ParamName is "temperature" or "top_p" or "top_k" or "min_p" or "repetition_penalty" or "presence_penalty"
-            or "frequency_penalty" or "max_tokens" or "n" or "logprobs" or "stop" or "stop_token_ids" or "messages")
+            or "frequency_penalty" or "max_tokens" or "n" or "logprobs" or "stop" or "stop_token_ids" or "messages" or "tools")
         {
             return OpenAiException.BadRequest(message, error.ParamName, "invalid_value");
         }

@@ -120,6 +120,41 @@ internal readonly struct JsonFields
         return [.. result];
     }
 
+    /// <summary>A number within [min, max], else OpenAI's "decimal below minimum value" / "above maximum value" 400.</summary>
+    public double? Number(string name, double min, double max)
+    {
+        double? value = Number(name);
+        return value is null || (value >= min && value <= max) ? value : throw OutOfRange(name, value.Value, min, max, integer: false);
+    }
+
+    /// <summary>An integer within [min, max], else OpenAI's "integer below minimum value" / "above maximum value" 400.</summary>
+    public int? Int32(string name, int min, int max)
+    {
+        int? value = Int32(name);
+        return value is null || (value >= min && value <= max) ? value : throw OutOfRange(name, value.Value, min, max, integer: true);
+    }
+
+    /// <summary>OpenAI's wording and codes for a value past a bound, e.g. <c>integer_above_max_value</c>.</summary>
+    public static OpenAiException OutOfRange(string name, double value, double min, double max, bool integer)
+    {
+        string kind = integer ? "integer" : "decimal";
+        string text = value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return value < min
+            ? OpenAiException.BadRequest($"Invalid '{name}': {kind} below minimum value. Expected a value >= {Show(min)}, but got {text} instead.", name, $"{kind}_below_min_value")
+            : OpenAiException.BadRequest($"Invalid '{name}': {kind} above maximum value. Expected a value <= {Show(max)}, but got {text} instead.", name, $"{kind}_above_max_value");
+
+        static string Show(double bound) => bound.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>OpenAI's 400 for an array longer than allowed (<c>array_above_max_length</c>).</summary>
+    public static OpenAiException TooLong(string name, int max, int length) =>
+        OpenAiException.BadRequest(
+            $"Invalid '{name}': array too long. Expected an array with maximum length {max}, but got an array with length {length} instead.", name, "array_above_max_length");
+
+    /// <summary>A field Kiln does not implement: refused by name rather than silently ignored.</summary>
+    public static OpenAiException Unsupported(string name, string why) =>
+        OpenAiException.BadRequest($"Unsupported parameter: '{name}' is not supported by this server: {why}.", name, "unsupported_parameter");
+
     public static OpenAiException Missing(string name) =>
         OpenAiException.BadRequest($"Missing required parameter: '{name}'.", name, "missing_required_parameter");
 

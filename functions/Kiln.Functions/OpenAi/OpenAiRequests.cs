@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Kiln.Runtime.Chat;
 using Kiln.Runtime.Sampling;
@@ -11,16 +10,22 @@ public sealed record PromptInput(string? Text, IReadOnlyList<int>? TokenIds);
 /// <summary>What every generation request shares, parsed and mapped onto the engine's <see cref="SamplingParams"/>.</summary>
 public sealed record GenerationOptions(string Model, SamplingParams Sampling, bool Stream, bool IncludeUsage, bool LogProbs, string? User);
 
-/// <summary>A parsed <c>POST v1/chat/completions</c> body.</summary>
-public sealed record ChatCompletionRequest(IReadOnlyList<ChatMessage> Messages, GenerationOptions Options);
+/// <summary>
+/// A parsed <c>POST v1/chat/completions</c> body: the conversation, the tools and the format the answer must take, and
+/// <c>chat_template_kwargs</c> (vLLM's extension: extra variables for the model's template, e.g. enable_thinking).
+/// </summary>
+public sealed record ChatCompletionRequest(
+    IReadOnlyList<ChatMessage> Messages, GenerationOptions Options, ToolOptions Tools, ResponseFormat Format, JsonElement? TemplateArguments = null);
 
 /// <summary>A parsed <c>POST v1/completions</c> body.</summary>
-public sealed record CompletionRequest(IReadOnlyList<PromptInput> Prompts, GenerationOptions Options);
+public sealed record CompletionRequest(IReadOnlyList<PromptInput> Prompts, GenerationOptions Options, ResponseFormat Format);
 
 /// <summary>
-/// Parses OpenAI request bodies. Types and OpenAI-only bounds are checked here; the engine's own ranges are checked by
-/// <see cref="SamplingParams.Validate"/> (its ArgumentException names the OpenAI parameter). Unknown fields are
-/// ignored, as OpenAI clients send many.
+/// Parses OpenAI request bodies. Types and OpenAI's bounds are checked here, worded as OpenAI words them; the engine's
+/// own ranges are checked by <see cref="SamplingParams.Validate"/> (its ArgumentException names the parameter).
+/// Fields OpenAI clients send by default or that change nothing here are accepted (metadata, store: false, user,
+/// service_tier, ...); a field that asks for something Kiln does not do (audio, predicted outputs, best_of, suffix,
+/// echo, ...) is a 400 naming it, never silently ignored.
 /// </summary>
 public static class OpenAiRequests
 {
@@ -33,66 +38,100 @@ public static class OpenAiRequests
     /// <summary>Most prompts one completions call may carry (each is a request; more belong in a queue job).</summary>
     public const int MaxPrompts = 128;
 
+    /// <summary>What <c>/v1/completions</c> generates when <c>max_tokens</c> is not given, as OpenAI's does.</summary>
+    public const int DefaultCompletionTokens = 16;
+
+    /// <summary>The legacy completions API's bound on <c>logprobs</c>.</summary>
+    public const int MaxCompletionLogProbs = 5;
+
     public static ChatCompletionRequest ParseChat(JsonElement body)
     {
         var fields = JsonFields.Of(body);
-        var messages = fields.Required("messages");
-        if (messages.ValueKind != JsonValueKind.Array)
+        var messages = ChatMessageParser.ParseAll(fields.Required("messages"));
+        RefuseUnsupported(fields, ChatOnly);
+        if (fields.TryGet("modalities", out var modalities) && modalities.ValueKind == JsonValueKind.Array
+            && modalities.EnumerateArray().Any(m => m.ValueKind != JsonValueKind.String || m.GetString() != "text"))
         {
-            throw JsonFields.WrongType("messages", "an array", messages);
-        }
-
-        var parsed = new List<ChatMessage>();
-        int i = 0;
-        foreach (var message in messages.EnumerateArray())
-        {
-            parsed.Add(ParseMessage(message, i++));
-        }
-
-        if (parsed.Count == 0)
-        {
-            throw OpenAiException.BadRequest("Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages", "empty_array");
+            throw JsonFields.Unsupported("modalities", "Kiln serves text models, so only [\"text\"] is supported");
         }
 
         bool logprobs = fields.Bool("logprobs") ?? false;
-        int? top = fields.Int32("top_logprobs");
+        int? top = fields.Int32("top_logprobs", 0, SamplingParams.MaxLogProbs);
         if (top is not null && !logprobs)
         {
-            throw OpenAiException.BadRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value");
-        }
-
-        if (top is < 0 or > SamplingParams.MaxLogProbs)
-        {
-            throw OpenAiException.BadRequest($"Invalid 'top_logprobs': must be in [0, {SamplingParams.MaxLogProbs}].", "top_logprobs", "invalid_value");
+            throw OpenAiException.BadRequest("Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is set.", "top_logprobs", "invalid_value");
         }
 
         int? logProbs = logprobs ? top ?? 0 : null;
-        return new ChatCompletionRequest(parsed, ParseOptions(fields, logProbs, logprobs));
+        JsonElement? kwargs = null;
+        if (fields.TryGet("chat_template_kwargs", out var extra))
+        {
+            kwargs = extra.ValueKind == JsonValueKind.Object ? extra.Clone() : throw JsonFields.WrongType("chat_template_kwargs", "an object", extra);
+        }
+
+        var options = ParseOptions(fields, logProbs, logprobs, defaultMaxTokens: null);
+        return new ChatCompletionRequest(messages, options, ToolRequests.Parse(fields), ResponseFormat.Parse(fields), kwargs);
     }
 
     public static CompletionRequest ParseCompletion(JsonElement body)
     {
         var fields = JsonFields.Of(body);
         var prompts = ParsePrompts(fields.Required("prompt"));
+        RefuseUnsupported(fields, CompletionOnly);
         if (fields.Bool("echo") == true)
         {
-            throw OpenAiException.BadRequest("'echo' is not supported.", "echo", "unsupported_parameter");
+            throw JsonFields.Unsupported("echo", "the prompt is not returned with the completion");
         }
 
-        int? logProbs = fields.Int32("logprobs");
-        return new CompletionRequest(prompts, ParseOptions(fields, logProbs, logProbs is not null));
+        int n = fields.Int32("n") ?? 1;
+        if (fields.Int32("best_of") is int bestOf && bestOf != n)
+        {
+            throw JsonFields.Unsupported("best_of", "Kiln returns every sample it generates; ask for them with 'n'");
+        }
+
+        int? logProbs = fields.Int32("logprobs", 0, MaxCompletionLogProbs);
+        var options = ParseOptions(fields, logProbs, logProbs is not null, DefaultCompletionTokens);
+        return new CompletionRequest(prompts, options, ResponseFormat.Parse(fields));
     }
 
-    private static GenerationOptions ParseOptions(JsonFields fields, int? logProbs, bool wantLogProbs)
+    /// <summary>Chat fields asking for what a text model served here does not do.</summary>
+    private static readonly (string Field, string Why)[] ChatOnly =
+    [
+        ("audio", "Kiln serves text models"),
+        ("prediction", "predicted outputs are not implemented"),
+        ("web_search_options", "Kiln has no web search"),
+    ];
+
+    private static readonly (string Field, string Why)[] CompletionOnly =
+    [
+        ("suffix", "insertion (fill in the middle) is not implemented"),
+    ];
+
+    private static void RefuseUnsupported(JsonFields fields, (string Field, string Why)[] refused)
     {
-        string model = fields.String("model", required: true)!;
-        double temperature = fields.Number("temperature") ?? 1;
-        if (temperature is < 0 or > MaxTemperature)
+        foreach (var (field, why) in refused)
         {
-            throw OpenAiException.BadRequest(
-                $"Invalid 'temperature': {temperature} is out of range. Expected a value in [0, {MaxTemperature}].", "temperature", "invalid_value");
+            if (fields.TryGet(field, out var value) && !(value.ValueKind == JsonValueKind.String && value.GetString()?.Length == 0))
+            {
+                throw JsonFields.Unsupported(field, why);
+            }
         }
 
+        if (fields.TryGet("logit_bias", out var bias) && !(bias.ValueKind == JsonValueKind.Object && !bias.EnumerateObject().Any()))
+        {
+            throw JsonFields.Unsupported("logit_bias", "logit biases are not implemented");
+        }
+
+        if (fields.Bool("store") == true)
+        {
+            throw JsonFields.Unsupported("store", "Kiln keeps no completions after answering");
+        }
+    }
+
+    private static GenerationOptions ParseOptions(JsonFields fields, int? logProbs, bool wantLogProbs, int? defaultMaxTokens)
+    {
+        string model = fields.String("model", required: true)!;
+        double temperature = fields.Number("temperature", 0, MaxTemperature) ?? 1;
         long? seed = fields.Integer("seed");
         bool stream = fields.Bool("stream") ?? false;
         bool includeUsage = false;
@@ -102,16 +141,22 @@ public static class OpenAiRequests
             includeUsage = options.Bool("include_usage") ?? false;
         }
 
+        string[] stop = fields.Strings("stop");
+        if (stop.Length > SamplingParams.MaxStopStrings)
+        {
+            throw JsonFields.TooLong("stop", SamplingParams.MaxStopStrings, stop.Length);
+        }
+
         var sampling = new SamplingParams
         {
             Temperature = (float)temperature,
-            TopP = (float)(fields.Number("top_p") ?? 1),
-            N = ParseN(fields),
-            MaxTokens = fields.Int32("max_completion_tokens") ?? fields.Int32("max_tokens"),
-            Stop = fields.Strings("stop"),
+            TopP = (float)(fields.Number("top_p", 0, 1) ?? 1),
+            N = fields.Int32("n", 1, MaxN) ?? 1,
+            MaxTokens = fields.Int32("max_completion_tokens", 1, int.MaxValue) ?? fields.Int32("max_tokens", 1, int.MaxValue) ?? defaultMaxTokens,
+            Stop = stop,
             Seed = seed is long s ? unchecked((ulong)s) : null,
-            PresencePenalty = (float)(fields.Number("presence_penalty") ?? 0),
-            FrequencyPenalty = (float)(fields.Number("frequency_penalty") ?? 0),
+            PresencePenalty = (float)(fields.Number("presence_penalty", -2, 2) ?? 0),
+            FrequencyPenalty = (float)(fields.Number("frequency_penalty", -2, 2) ?? 0),
             LogProbs = logProbs,
 
             // vLLM's extensions, cheap to accept since the engine has them.
@@ -121,70 +166,6 @@ public static class OpenAiRequests
             IgnoreEos = fields.Bool("ignore_eos") ?? false,
         };
         return new GenerationOptions(model, sampling, stream, includeUsage, wantLogProbs, fields.String("user"));
-    }
-
-    private static int ParseN(JsonFields fields)
-    {
-        int n = fields.Int32("n") ?? 1;
-        return n is >= 1 and <= MaxN
-            ? n
-            : throw OpenAiException.BadRequest($"Invalid 'n': {n} is out of range. Expected a value in [1, {MaxN}].", "n", "invalid_value");
-    }
-
-    private static ChatMessage ParseMessage(JsonElement message, int index)
-    {
-        string param = $"messages[{index}]";
-        if (message.ValueKind != JsonValueKind.Object)
-        {
-            throw JsonFields.WrongType(param, "an object", message);
-        }
-
-        var fields = JsonFields.Of(message);
-        string role = fields.TryGet("role", out var r)
-            ? r.ValueKind == JsonValueKind.String ? JsonFields.Text(r, $"{param}.role") : throw JsonFields.WrongType($"{param}.role", "a string", r)
-            : throw JsonFields.Missing($"{param}.role");
-        if (role is not (ChatMessage.System or ChatMessage.Developer or ChatMessage.User or ChatMessage.Assistant or "tool"))
-        {
-            throw OpenAiException.BadRequest(
-                $"Invalid value for '{param}.role': '{role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.", $"{param}.role", "invalid_value");
-        }
-
-        // Assistant messages may carry tool calls and no content; everything else needs text.
-        if (!fields.TryGet("content", out var content))
-        {
-            return role == ChatMessage.Assistant ? new ChatMessage(role, string.Empty) : throw JsonFields.Missing($"{param}.content");
-        }
-
-        return new ChatMessage(role, ContentText(content, $"{param}.content"));
-    }
-
-    /// <summary>A message's content: a string, or an array of parts of which only text parts are supported.</summary>
-    private static string ContentText(JsonElement content, string param)
-    {
-        if (content.ValueKind == JsonValueKind.String)
-        {
-            return JsonFields.Text(content, param);
-        }
-
-        if (content.ValueKind != JsonValueKind.Array)
-        {
-            throw JsonFields.WrongType(param, "a string or an array of content parts", content);
-        }
-
-        var text = new StringBuilder();
-        foreach (var part in content.EnumerateArray())
-        {
-            var fields = JsonFields.Of(part.ValueKind == JsonValueKind.Object ? part : throw JsonFields.WrongType(param, "an array of content parts", content));
-            string? type = fields.String("type");
-            if (type != "text")
-            {
-                throw OpenAiException.BadRequest($"Invalid content part type '{type}' in '{param}': only 'text' is supported.", param, "unsupported_content");
-            }
-
-            text.Append(fields.String("text", required: true));
-        }
-
-        return text.ToString();
     }
 
     /// <summary><c>prompt</c>: a string, an array of strings, an array of token ids, or an array of token-id arrays.</summary>

@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json;
+using Kiln.Runtime.Chat;
+using Kiln.Runtime.Chat.Tools;
 using Kiln.Runtime.Engine;
 using Kiln.Runtime.Sampling;
 using Kiln.Tokenization;
@@ -22,6 +24,53 @@ public sealed class ChoiceResult(int index)
     public List<LogProbEntry> LogProbs { get; } = [];
 
     public FinishReason? FinishReason { get; set; }
+
+    /// <summary>The message's content once tool calls were parsed out of the text (null: only calls).</summary>
+    public string? Content { get; private set; }
+
+    public List<ToolCall> ToolCalls { get; } = [];
+
+    private bool _parsed;
+
+    /// <summary>The content and calls a <see cref="Kiln.Runtime.Chat.Tools.ToolCallParser"/> found in <see cref="Text"/>.</summary>
+    public void SetParsed(IReadOnlyList<ToolCallEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var content = new StringBuilder();
+        foreach (var e in events)
+        {
+            if (e.Call is { } call)
+            {
+                ToolCalls.Add(call);
+            }
+            else
+            {
+                content.Append(e.Text);
+            }
+        }
+
+        string text = content.ToString();
+        Content = ToolCalls.Count > 0 && string.IsNullOrWhiteSpace(text) ? null : text;
+        _parsed = true;
+    }
+
+    /// <summary>The message's content: the parsed content, or the whole text when no parser ran.</summary>
+    public string? MessageContent => _parsed ? Content : Text.ToString();
+}
+
+/// <summary>What one chat chunk's <c>delta</c> carries.</summary>
+public readonly record struct ChatDelta(bool WithRole, string? Content, int CallIndex, ToolCall? OpenedCall, string? Arguments)
+{
+    public static ChatDelta Role => new(true, string.Empty, -1, null, null);
+
+    public static ChatDelta Empty => new(false, null, -1, null, null);
+
+    public static ChatDelta Text(string text) => new(false, text, -1, null, null);
+
+    /// <summary>A call's first chunk: index, id, type and name, with empty arguments (as OpenAI opens one).</summary>
+    public static ChatDelta CallOpened(int index, ToolCall call) => new(false, null, index, call, null);
+
+    public static ChatDelta CallArguments(int index, string arguments) => new(false, null, index, null, arguments);
 }
 
 /// <summary>Token text and bytes for log-probabilities (a model without a tokenizer shows ids).</summary>
@@ -44,10 +93,12 @@ public static class OpenAiResponses
     public const string ChatChunkObject = "chat.completion.chunk";
     public const string CompletionObject = "text_completion";
 
-    public static string FinishReasonText(FinishReason? reason) => reason switch
+    /// <summary>OpenAI's finish reason: <c>tool_calls</c> when the answer called tools and ended by itself.</summary>
+    public static string FinishReasonText(FinishReason? reason, bool calledTools = false) => reason switch
     {
         null => string.Empty,
         FinishReason.Length => "length",
+        _ when calledTools => "tool_calls",
         _ => "stop", // a cancelled request has no reader left; stop is the closest OpenAI value
     };
 
@@ -63,10 +114,29 @@ public static class OpenAiResponses
             w.WriteNumber("index", choice.Index);
             w.WriteStartObject("message");
             w.WriteString("role", "assistant");
-            w.WriteString("content", choice.Text.ToString());
+            w.WriteString("content", choice.MessageContent);
+            w.WriteNull("refusal");
+            if (choice.ToolCalls.Count > 0)
+            {
+                w.WriteStartArray("tool_calls");
+                foreach (var call in choice.ToolCalls)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("id", call.Id);
+                    w.WriteString("type", "function");
+                    w.WriteStartObject("function");
+                    w.WriteString("name", call.Name);
+                    w.WriteString("arguments", call.Arguments);
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
             WriteChatLogProbs(w, logProbTexts is null ? null : choice.LogProbs, logProbTexts);
-            w.WriteString("finish_reason", FinishReasonText(choice.FinishReason));
+            w.WriteString("finish_reason", FinishReasonText(choice.FinishReason, choice.ToolCalls.Count > 0));
             w.WriteEndObject();
         }
 
@@ -96,8 +166,9 @@ public static class OpenAiResponses
         w.WriteEndObject();
     }
 
-    /// <summary>A chat chunk for one choice: the role on its first chunk, text, log-probabilities, a finish reason on its last.</summary>
-    public static void WriteChatChunk(Utf8JsonWriter w, ResponseHeader header, int index, bool withRole, string? content, IReadOnlyList<LogProbEntry>? logProbs, TokenTexts? texts, FinishReason? finish)
+    /// <summary>A chat chunk for one choice: its delta, log-probabilities, and on the last chunk only the finish reason.</summary>
+    public static void WriteChatChunk(
+        Utf8JsonWriter w, ResponseHeader header, int index, ChatDelta delta, IReadOnlyList<LogProbEntry>? logProbs = null, TokenTexts? texts = null, string? finishReason = null)
     {
         ArgumentNullException.ThrowIfNull(w);
         Start(w, header);
@@ -105,25 +176,48 @@ public static class OpenAiResponses
         w.WriteStartObject();
         w.WriteNumber("index", index);
         w.WriteStartObject("delta");
-        if (withRole)
+        if (delta.WithRole)
         {
             w.WriteString("role", "assistant");
         }
 
-        if (content is not null)
+        if (delta.Content is not null)
         {
-            w.WriteString("content", content);
+            w.WriteString("content", delta.Content);
+        }
+
+        if (delta.CallIndex >= 0)
+        {
+            w.WriteStartArray("tool_calls");
+            w.WriteStartObject();
+            w.WriteNumber("index", delta.CallIndex);
+            if (delta.OpenedCall is { } call)
+            {
+                w.WriteString("id", call.Id);
+                w.WriteString("type", "function");
+            }
+
+            w.WriteStartObject("function");
+            if (delta.OpenedCall is { } opened)
+            {
+                w.WriteString("name", opened.Name);
+            }
+
+            w.WriteString("arguments", delta.Arguments ?? string.Empty);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndArray();
         }
 
         w.WriteEndObject();
         WriteChatLogProbs(w, logProbs, texts);
-        WriteFinish(w, finish);
+        WriteFinish(w, finishReason);
         w.WriteEndObject();
         w.WriteEndArray();
         w.WriteEndObject();
     }
 
-    public static void WriteCompletionChunk(Utf8JsonWriter w, ResponseHeader header, int index, string text, IReadOnlyList<LogProbEntry>? logProbs, TokenTexts? texts, FinishReason? finish)
+    public static void WriteCompletionChunk(Utf8JsonWriter w, ResponseHeader header, int index, string text, IReadOnlyList<LogProbEntry>? logProbs, TokenTexts? texts, string? finishReason)
     {
         ArgumentNullException.ThrowIfNull(w);
         Start(w, header);
@@ -132,7 +226,7 @@ public static class OpenAiResponses
         w.WriteNumber("index", index);
         w.WriteString("text", text);
         WriteCompletionLogProbs(w, logProbs, texts);
-        WriteFinish(w, finish);
+        WriteFinish(w, finishReason);
         w.WriteEndObject();
         w.WriteEndArray();
         w.WriteEndObject();
@@ -174,15 +268,15 @@ public static class OpenAiResponses
         w.WriteString("model", header.Model);
     }
 
-    private static void WriteFinish(Utf8JsonWriter w, FinishReason? finish)
+    private static void WriteFinish(Utf8JsonWriter w, string? finishReason)
     {
-        if (finish is null)
+        if (finishReason is null)
         {
             w.WriteNull("finish_reason");
         }
         else
         {
-            w.WriteString("finish_reason", FinishReasonText(finish));
+            w.WriteString("finish_reason", finishReason);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Kiln.Runtime.Chat.Tools;
 
 namespace Kiln.Runtime.Chat;
 
@@ -19,14 +20,42 @@ public abstract class ChatTemplate
 
     public ChatTemplateFamily Family { get; }
 
-    /// <summary>Whether <see cref="Render"/> starts with the BOS token (encode without special tokens then).</summary>
+    /// <summary>Whether <see cref="Render(IReadOnlyList{ChatMessage})"/> starts with the BOS token (encode without special tokens then).</summary>
     public bool IncludesBos { get; }
 
     /// <summary>ChatML with no default system prompt: the fallback, and what the demo model uses.</summary>
     public static ChatTemplate ChatMl { get; } = new ChatMlTemplate(defaultSystem: null);
 
+    /// <summary>How the model writes tool calls, as its template teaches it.</summary>
+    public virtual ToolCallFormat ToolCalls => Family switch
+    {
+        ChatTemplateFamily.Llama3 => ToolCallFormat.Llama3Json,
+        ChatTemplateFamily.Mistral => ToolCallFormat.Mistral,
+        _ => ToolCallFormat.Hermes,
+    };
+
     /// <summary>Renders the conversation and appends the generation prompt.</summary>
     public abstract string Render(IReadOnlyList<ChatMessage> messages);
+
+    /// <summary>
+    /// Renders a whole prompt. The hand-written families know no tools and no template variables: a prompt with tools
+    /// is refused (an <see cref="ArgumentException"/>, a 400 at the API) rather than rendered without them.
+    /// </summary>
+    public virtual string Render(ChatPrompt prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (prompt.Tools.Count > 0)
+        {
+            throw new ChatTemplateException($"the {Family} chat template Kiln falls back on does not support tools", "tools");
+        }
+
+        if (prompt.Messages.Any(m => m.ToolCalls.Count > 0 || m.NormalizedRole == ChatMessage.Tool))
+        {
+            throw new ChatTemplateException($"the {Family} chat template Kiln falls back on does not support tool calls or tool messages");
+        }
+
+        return Render(prompt.Messages);
+    }
 
     /// <summary>
     /// Reads tokenizer_config.json (a file, or a model directory holding one) and picks the family of its

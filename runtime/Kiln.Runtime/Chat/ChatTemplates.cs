@@ -19,7 +19,7 @@ internal sealed class ChatMlTemplate(string? defaultSystem) : ChatTemplate(ChatT
 
         foreach (var message in messages)
         {
-            Append(text, message.NormalizedRole, message.Content);
+            Append(text, message.NormalizedRole, message.Text);
         }
 
         return text.Append("<|im_start|>assistant\n").ToString();
@@ -47,7 +47,7 @@ internal sealed class Llama3Template(string bos) : ChatTemplate(ChatTemplateFami
                 throw new ArgumentException(UnsupportedRole(message, Family), nameof(messages));
             }
 
-            Header(text, role).Append(message.Content.Trim()).Append("<|eot_id|>");
+            Header(text, role).Append(message.Text.Trim()).Append("<|eot_id|>");
         }
 
         return Header(text, ChatMessage.Assistant).ToString();
@@ -75,13 +75,13 @@ internal sealed class Llama2Template(string bos, string eos) : ChatTemplate(Chat
             if (message.NormalizedRole == ChatMessage.User)
             {
                 string content = i == 0 && system is not null
-                    ? $"<<SYS>>\n{system}\n<</SYS>>\n\n{message.Content}"
-                    : message.Content;
+                    ? $"<<SYS>>\n{system}\n<</SYS>>\n\n{message.Text}"
+                    : message.Text;
                 text.Append(bos).Append("[INST] ").Append(content.Trim()).Append(" [/INST]");
             }
             else
             {
-                text.Append(' ').Append(message.Content.Trim()).Append(' ').Append(eos);
+                text.Append(' ').Append(message.Text.Trim()).Append(' ').Append(eos);
             }
         }
 
@@ -106,12 +106,12 @@ internal sealed class MistralTemplate(string bos, string eos) : ChatTemplate(Cha
             var message = turns[i];
             if (message.NormalizedRole == ChatMessage.User)
             {
-                string content = i == 0 && system is not null ? $"{system}\n\n{message.Content}" : message.Content;
+                string content = i == 0 && system is not null ? $"{system}\n\n{message.Text}" : message.Text;
                 text.Append("[INST] ").Append(content).Append(" [/INST]");
             }
             else
             {
-                text.Append(message.Content).Append(eos);
+                text.Append(message.Text).Append(eos);
             }
         }
 
@@ -128,7 +128,7 @@ internal static class InstTurns
         int start = 0;
         if (messages[0].NormalizedRole == ChatMessage.System)
         {
-            system = messages[0].Content;
+            system = messages[0].Text;
             start = 1;
         }
 
